@@ -1,0 +1,176 @@
+//! `GET /api/v1.0/config/`: the frontend's configuration, built from settings.
+
+use serde_json::{json, Value};
+
+use crate::settings::{SettingError, Settings};
+
+/// The egress services a recording mode can be handed to, named as the
+/// upstream worker classes are (the dotted module path is optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingWorker {
+    VideoCompositeEgress,
+    AudioCompositeEgress,
+}
+
+impl RecordingWorker {
+    fn from_class_path(path: &str) -> Option<RecordingWorker> {
+        match path.rsplit('.').next()? {
+            "VideoCompositeEgressService" => Some(RecordingWorker::VideoCompositeEgress),
+            "AudioCompositeEgressService" => Some(RecordingWorker::AudioCompositeEgress),
+            _ => None,
+        }
+    }
+}
+
+const RECORDING_MODES: [&str; 2] = ["screen_recording", "transcript"];
+
+/// `RECORDING_WORKER_CLASSES`: recording mode → worker, in configured order.
+pub fn recording_workers(
+    settings: &Settings,
+) -> Result<Vec<(String, RecordingWorker)>, SettingError> {
+    const NAME: &str = "recording_worker_classes";
+    settings
+        .dict(NAME)?
+        .into_iter()
+        .map(|(mode, class)| {
+            if !RECORDING_MODES.contains(&mode.as_str()) {
+                return Err(SettingError::new(
+                    NAME,
+                    format!("has an unknown recording mode {mode:?} (expected one of {RECORDING_MODES:?})"),
+                ));
+            }
+            let worker = class
+                .as_str()
+                .and_then(RecordingWorker::from_class_path)
+                .ok_or_else(|| {
+                    SettingError::new(
+                        NAME,
+                        format!("maps {mode:?} to an unknown worker class (expected VideoCompositeEgressService or AudioCompositeEgressService)"),
+                    )
+                })?;
+            Ok((mode, worker))
+        })
+        .collect()
+}
+
+/// The payload of `GET /config/`, keys in upstream order.
+pub fn frontend_config(settings: &Settings) -> Result<Value, SettingError> {
+    let available_modes: Vec<String> = recording_workers(settings)?
+        .into_iter()
+        .map(|(mode, _)| mode)
+        .collect();
+    let object = |name| settings.dict(name).map(Value::Object);
+    Ok(json!({
+        "LANGUAGE_CODE": settings.string("language_code")?,
+        "recording": {
+            "is_enabled": settings.bool("recording_enable")?,
+            "available_modes": available_modes,
+            "expiration_days": settings.optional_u64("recording_expiration_days")?,
+        },
+        "custom_css_url": settings.optional_string("frontend_custom_css_url")?,
+        "analytics": object("frontend_analytics")?,
+        "support": object("frontend_support")?,
+        "silence_livekit_debug_logs": settings.bool("frontend_silence_livekit_debug")?,
+        "is_silent_login_enabled": settings.bool("frontend_is_silent_login_enabled")?,
+        "feedback": object("frontend_feedback")?,
+        "use_french_gov_footer": settings.bool("frontend_use_french_gov_footer")?,
+        "use_proconnect_button": settings.bool("frontend_use_proconnect_button")?,
+        "transcript": object("frontend_transcript")?,
+        "manifest_link": settings.optional_string("frontend_manifest_link")?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::StaticVariables;
+
+    fn upstream_defaults() -> StaticVariables {
+        StaticVariables::new(&[
+            ("language_code", "en-us"),
+            ("recording_enable", "false"),
+            (
+                "recording_worker_classes",
+                r#"{"screen_recording": "core.recording.worker.services.VideoCompositeEgressService", "transcript": "core.recording.worker.services.AudioCompositeEgressService"}"#,
+            ),
+            ("recording_expiration_days", ""),
+            ("frontend_custom_css_url", ""),
+            ("frontend_analytics", "{}"),
+            ("frontend_support", "{}"),
+            ("frontend_silence_livekit_debug", "false"),
+            ("frontend_is_silent_login_enabled", "true"),
+            ("frontend_feedback", "{}"),
+            ("frontend_use_french_gov_footer", "false"),
+            ("frontend_use_proconnect_button", "false"),
+            ("frontend_transcript", "{}"),
+            ("frontend_manifest_link", ""),
+        ])
+    }
+
+    #[test]
+    fn defaults_give_the_upstream_payload() {
+        let vars = upstream_defaults();
+        let payload = frontend_config(&Settings::new(&vars)).unwrap();
+        let expected = json!({
+            "LANGUAGE_CODE": "en-us",
+            "recording": {"is_enabled": false, "available_modes": ["screen_recording", "transcript"], "expiration_days": null},
+            "custom_css_url": null,
+            "analytics": {},
+            "support": {},
+            "silence_livekit_debug_logs": false,
+            "is_silent_login_enabled": true,
+            "feedback": {},
+            "use_french_gov_footer": false,
+            "use_proconnect_button": false,
+            "transcript": {},
+            "manifest_link": null
+        });
+        assert_eq!(payload, expected);
+        // Same key order as upstream, not just the same keys.
+        assert_eq!(payload.to_string(), expected.to_string());
+    }
+
+    #[test]
+    fn modes_follow_the_configured_order_and_unknown_ones_are_refused() {
+        let mut vars = upstream_defaults();
+        vars.set(
+            "recording_worker_classes",
+            r#"{"transcript": "AudioCompositeEgressService"}"#,
+        );
+        let payload = frontend_config(&Settings::new(&vars)).unwrap();
+        assert_eq!(
+            payload["recording"]["available_modes"],
+            json!(["transcript"])
+        );
+
+        vars.set(
+            "recording_worker_classes",
+            r#"{"podcast": "AudioCompositeEgressService"}"#,
+        );
+        let error = frontend_config(&Settings::new(&vars)).unwrap_err();
+        assert_eq!(error.variable, "recording_worker_classes");
+
+        vars.set("recording_worker_classes", r#"{"transcript": "MyEgress"}"#);
+        assert!(frontend_config(&Settings::new(&vars)).is_err());
+    }
+
+    #[test]
+    fn overrides_are_typed() {
+        let mut vars = upstream_defaults();
+        vars.set("recording_enable", "true");
+        vars.set("recording_expiration_days", "7");
+        vars.set(
+            "frontend_feedback",
+            r#"{"url": "https://feedback.example"}"#,
+        );
+        vars.set("frontend_custom_css_url", "https://x.example/a.css");
+        let payload = frontend_config(&Settings::new(&vars)).unwrap();
+        assert_eq!(payload["recording"]["is_enabled"], json!(true));
+        assert_eq!(payload["recording"]["expiration_days"], json!(7));
+        assert_eq!(
+            payload["feedback"]["url"],
+            json!("https://feedback.example")
+        );
+        assert_eq!(payload["custom_css_url"], json!("https://x.example/a.css"));
+    }
+}

@@ -1,0 +1,169 @@
+//! The request and response shapes the core works with, independent of Spin.
+
+use serde_json::Value;
+
+/// HTTP methods the API distinguishes; anything else is kept by name so that
+/// a 405 can echo it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other(String),
+}
+
+impl Method {
+    pub fn parse(name: &str) -> Method {
+        match name.to_ascii_uppercase().as_str() {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            other => Method::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Other(name) => name,
+        }
+    }
+
+    /// Safe methods never change state, so they are not CSRF-checked and may
+    /// follow a trailing-slash redirect.
+    pub fn is_safe(&self) -> bool {
+        matches!(self, Method::Get | Method::Head | Method::Options)
+    }
+}
+
+/// An incoming API request, already read in full.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub method: Method,
+    /// The path as sent, percent-encoded, without the query.
+    pub path: String,
+    /// The raw query string, without the `?`.
+    pub query: String,
+    /// Header names in lower case, values as sent.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ApiRequest {
+    pub fn new(method: Method, path_and_query: &str) -> ApiRequest {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        ApiRequest {
+            method,
+            path: path.to_string(),
+            query: query.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> ApiRequest {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> ApiRequest {
+        self.body = body.into();
+        self
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The first value of a query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
+}
+
+/// A response ready to be written out by the component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    pub fn json(status: u16, body: &Value) -> ApiResponse {
+        ApiResponse {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    pub fn empty(status: u16) -> ApiResponse {
+        ApiResponse {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn redirect(status: u16, location: &str) -> ApiResponse {
+        ApiResponse::empty(status).with_header("location", location)
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> ApiResponse {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_path_and_decodes_query() {
+        let request = ApiRequest::new(
+            Method::Get,
+            "/api/v1.0/rooms/x/?username=J%C3%A9r%C3%B4me+D",
+        );
+        assert_eq!(request.path, "/api/v1.0/rooms/x/");
+        assert_eq!(request.query_param("username").as_deref(), Some("Jérôme D"));
+        assert_eq!(request.query_param("missing"), None);
+    }
+
+    #[test]
+    fn headers_are_case_insensitive() {
+        let request = ApiRequest::new(Method::Get, "/").with_header("Content-Type", "a/b");
+        assert_eq!(request.header("content-type"), Some("a/b"));
+    }
+}

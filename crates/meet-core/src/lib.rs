@@ -1,0 +1,18 @@
+//! The core of the Meet backend.
+//!
+//! Everything here is plain Rust with no I/O of its own: components built for
+//! Spin and native tests drive it through the ports of [`ports`].
+
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ports;
+pub mod routing;
+pub mod settings;
+
+#[cfg(feature = "native")]
+pub mod native;
+
+pub use error::ApiError;
+pub use http::{ApiRequest, ApiResponse, Method};

@@ -1,0 +1,157 @@
+//! Native implementations of the ports, for unit tests and native tools.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use time::OffsetDateTime;
+
+use crate::ports::{Clock, Database, DbError, Random, SqlRows, SqlValue};
+
+/// SQLite through rusqlite, configured like the host's databases.
+pub struct SqliteDatabase {
+    connection: rusqlite::Connection,
+}
+
+impl SqliteDatabase {
+    pub fn open(path: &Path) -> Result<SqliteDatabase, DbError> {
+        Self::configure(rusqlite::Connection::open(path).map_err(to_db_error)?)
+    }
+
+    pub fn in_memory() -> Result<SqliteDatabase, DbError> {
+        Self::configure(rusqlite::Connection::open_in_memory().map_err(to_db_error)?)
+    }
+
+    fn configure(connection: rusqlite::Connection) -> Result<SqliteDatabase, DbError> {
+        connection
+            .execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(to_db_error)?;
+        Ok(SqliteDatabase { connection })
+    }
+
+    /// Several statements at once (schema set-up in tests).
+    pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        self.connection.execute_batch(sql).map_err(to_db_error)
+    }
+}
+
+impl Database for SqliteDatabase {
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<SqlRows, DbError> {
+        let mut statement = self.connection.prepare(sql).map_err(to_db_error)?;
+        let columns: Vec<String> = statement
+            .column_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let params = rusqlite::params_from_iter(params.iter().map(to_sql));
+        let mut rows = statement.query(params).map_err(to_db_error)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(to_db_error)? {
+            let values = (0..columns.len())
+                .map(|index| row.get_ref(index).map(from_sql))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(to_db_error)?;
+            out.push(values);
+        }
+        Ok(SqlRows { columns, rows: out })
+    }
+}
+
+fn to_sql(value: &SqlValue) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match value {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(v) => Value::Integer(*v),
+        SqlValue::Real(v) => Value::Real(*v),
+        SqlValue::Text(v) => Value::Text(v.clone()),
+        SqlValue::Blob(v) => Value::Blob(v.clone()),
+    }
+}
+
+fn from_sql(value: rusqlite::types::ValueRef<'_>) -> SqlValue {
+    use rusqlite::types::ValueRef;
+    match value {
+        ValueRef::Null => SqlValue::Null,
+        ValueRef::Integer(v) => SqlValue::Integer(v),
+        ValueRef::Real(v) => SqlValue::Real(v),
+        ValueRef::Text(v) => SqlValue::Text(String::from_utf8_lossy(v).into_owned()),
+        ValueRef::Blob(v) => SqlValue::Blob(v.to_vec()),
+    }
+}
+
+fn to_db_error(error: rusqlite::Error) -> DbError {
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            DbError::Constraint(error.to_string())
+        }
+        _ => DbError::Other(error.to_string()),
+    }
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that stands still until moved, for tests of expiry.
+pub struct FixedClock(Cell<OffsetDateTime>);
+
+impl FixedClock {
+    pub fn new(at: OffsetDateTime) -> FixedClock {
+        FixedClock(Cell::new(at))
+    }
+
+    pub fn advance(&self, by: time::Duration) {
+        self.0.set(self.0.get() + by);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> OffsetDateTime {
+        self.0.get()
+    }
+}
+
+pub struct OsRandom;
+
+impl Random for OsRandom {
+    fn fill(&self, buffer: &mut [u8]) {
+        // The OS generator failing leaves no safe way to go on.
+        getrandom::fill(buffer).expect("the operating system's random generator failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_values_and_reports_constraints() {
+        let db = SqliteDatabase::in_memory().unwrap();
+        db.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, data BLOB)")
+            .unwrap();
+        db.execute(
+            "INSERT INTO t (name, data) VALUES (?, ?)",
+            &["a".into(), SqlValue::Blob(vec![1, 2])],
+        )
+        .unwrap();
+        let rows = db.execute("SELECT id, name, data FROM t", &[]).unwrap();
+        assert_eq!(rows.columns, ["id", "name", "data"]);
+        assert_eq!(
+            rows.rows,
+            vec![vec![
+                SqlValue::Integer(1),
+                "a".into(),
+                SqlValue::Blob(vec![1, 2])
+            ]]
+        );
+        let duplicate = db.execute("INSERT INTO t (name) VALUES (?)", &["a".into()]);
+        assert!(
+            matches!(duplicate, Err(DbError::Constraint(message)) if message.contains("t.name"))
+        );
+    }
+}
