@@ -1,0 +1,5 @@
+//! Black-box tests: the real components on the host, over HTTP.
+
+mod config;
+mod conventions;
+mod host;

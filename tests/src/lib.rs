@@ -1,0 +1,278 @@
+//! The end-to-end harness: builds the components and the host once per test
+//! run, then starts a host per test on an ephemeral port with a fresh
+//! database, and hands the test an HTTP client.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+pub mod load;
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Runs every `[component.*.build] command` of a manifest, as `spin build`
+/// does, from the manifest's directory.
+pub fn spin_build(manifest: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let parsed: toml::Table = text.parse().with_context(|| format!("parsing {}", manifest.display()))?;
+    let components = parsed
+        .get("component")
+        .and_then(|c| c.as_table())
+        .cloned()
+        .unwrap_or_default();
+    let dir = manifest.parent().unwrap_or(Path::new("."));
+    for (id, component) in components {
+        let Some(command) = component
+            .get("build")
+            .and_then(|build| build.get("command"))
+            .and_then(|command| command.as_str())
+        else {
+            continue;
+        };
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(dir)
+            .status()
+            .with_context(|| format!("building component {id}"))?;
+        if !status.success() {
+            bail!("building component {id} failed: `{command}` exited with {status}");
+        }
+    }
+    Ok(())
+}
+
+/// Path of the host binary next to this test binary's target directory,
+/// built on first use with the same profile.
+pub fn host_binary() -> &'static Path {
+    static HOST: OnceLock<PathBuf> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let release = !cfg!(debug_assertions);
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-p", "meet-host", "--bin", "meet-host"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(repo_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building meet-host failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"));
+        target
+            .join(if release { "release" } else { "debug" })
+            .join("meet-host")
+    })
+}
+
+/// Builds the application's components once per test process.
+pub fn build_app() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        spin_build(&repo_root().join("spin.toml")).expect("components build");
+    });
+}
+
+/// How to start a host: which manifest, which variables.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub manifest: PathBuf,
+    pub variables: Vec<(String, String)>,
+    /// Reuse this database file instead of a fresh one.
+    pub database: Option<PathBuf>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            manifest: repo_root().join("spin.toml"),
+            variables: Vec::new(),
+            database: None,
+        }
+    }
+}
+
+impl AppOptions {
+    /// Sets a Spin variable the way an operator does: `SPIN_VARIABLE_<NAME>`.
+    pub fn variable(mut self, name: &str, value: &str) -> AppOptions {
+        self.variables.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// A running host serving the app, with its own database and log file.
+pub struct TestApp {
+    pub address: String,
+    pub db_path: PathBuf,
+    pub log_path: PathBuf,
+    pub client: reqwest::blocking::Client,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default())
+}
+
+pub fn spawn_app_with(options: AppOptions) -> TestApp {
+    build_app();
+    start_host(&options).unwrap_or_else(|error| panic!("starting the host: {error:#}"))
+}
+
+/// Starts `meet-host up` and waits for its "listening" line.
+pub fn start_host(options: &AppOptions) -> anyhow::Result<TestApp> {
+    let dir = tempfile::tempdir()?;
+    let db_path = options
+        .database
+        .clone()
+        .unwrap_or_else(|| dir.path().join("meet.db"));
+    let runtime_config = dir.path().join("runtime-config.toml");
+    std::fs::write(
+        &runtime_config,
+        format!(
+            "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
+            db_path.display().to_string()
+        ),
+    )?;
+    let log_path = dir.path().join("host.log");
+    let mut command = Command::new(host_binary());
+    command
+        .arg("up")
+        .arg("--from")
+        .arg(&options.manifest)
+        .arg("--runtime-config-file")
+        .arg(&runtime_config)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path)?);
+    for (name, value) in &options.variables {
+        command.env(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value);
+    }
+    let mut child = command.spawn().context("spawning meet-host")?;
+    let stdout = child.stdout.take().context("host stdout")?;
+    let address = wait_for_listening(stdout, &mut child, &log_path)?;
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    Ok(TestApp {
+        address,
+        db_path,
+        log_path,
+        client,
+        child,
+        _dir: dir,
+    })
+}
+
+fn wait_for_listening(
+    stdout: std::process::ChildStdout,
+    child: &mut Child,
+    log_path: &Path,
+) -> anyhow::Result<String> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.split("listening on ").nth(1) {
+                let _ = sender.send(url.trim().to_string());
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(url) = receiver.recv_timeout(Duration::from_millis(50)) {
+            return Ok(url);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "meet-host exited with {status} before listening:\n{}",
+                std::fs::read_to_string(log_path).unwrap_or_default()
+            );
+        }
+    }
+    let _ = child.kill();
+    bail!("meet-host did not start listening within 120 s")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        self.client.get(self.url(path)).send().expect("GET succeeds")
+    }
+
+    /// What the host has logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// A direct connection to the app's database, to check what was stored.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db_path).expect("database opens")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- host log ---\n{}", self.logs());
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 server on loopback that answers every request with
+/// `200 hello` and counts the requests it saw.
+pub struct HelloServer {
+    pub port: u16,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HelloServer {
+    pub fn start() -> HelloServer {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().expect("local address").port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().map_while(Result::ok) {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+                );
+            }
+        });
+        HelloServer { port, hits }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
