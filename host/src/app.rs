@@ -1,0 +1,321 @@
+//! Loading an application: manifest, runtime config, variables, compiled
+//! and pre-instantiated components.
+
+use crate::manifest::{ComponentDecl, Manifest};
+use crate::outbound::AllowedHosts;
+use crate::routes::Router;
+use crate::runtime_config::{DatabaseLocation, RuntimeConfig};
+use crate::sqlite::SqliteCtx;
+use crate::state::{ComponentPolicy, HostState};
+use crate::variables::{resolve_app_variables, resolve_component_variables};
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+/// Explicit bounds on what concurrently running instances may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Component instances alive at once (one per in-flight request).
+    pub max_instances: u32,
+    /// Linear memory of one instance.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_instances: 256,
+            max_memory_bytes: 128 << 20,
+        }
+    }
+}
+
+/// The wasmtime engine with the pooling allocator sized from `limits`.
+pub fn engine(limits: Limits) -> Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    // A Rust wasip2 component holds a few core instances (the program plus
+    // small adapter shims), each with at most a memory and a table or two.
+    pool.total_component_instances(limits.max_instances)
+        .total_core_instances(limits.max_instances * 8)
+        .total_memories(limits.max_instances * 2)
+        .total_tables(limits.max_instances * 8)
+        .total_stacks(limits.max_instances)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        .max_memory_size(limits.max_memory_bytes)
+        .max_unused_warm_slots(limits.max_instances.min(32));
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config).map_err(anyhow::Error::from)
+}
+
+/// `<manifest dir>/.spin/compiled/<sha256>.cwasm`, keyed by the wasm bytes
+/// and everything that makes compiled code incompatible.
+fn cache_path(engine: &Engine, cache_dir: &Path, wasm: &[u8]) -> PathBuf {
+    let mut compat = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut compat);
+    let mut digest = Sha256::new();
+    digest.update(wasm);
+    digest.update(b"wasmtime 48");
+    digest.update(env!("CARGO_PKG_VERSION").as_bytes());
+    digest.update(compat.finish().to_le_bytes());
+    let hex: String = digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    cache_dir.join(format!("{hex}.cwasm"))
+}
+
+/// Compiles a component, or loads the artefact cached by an earlier run.
+pub fn load_component(engine: &Engine, wasm_path: &Path, cache_dir: &Path) -> Result<Component> {
+    let wasm =
+        std::fs::read(wasm_path).with_context(|| format!("cannot read {}", wasm_path.display()))?;
+    let cached = cache_path(engine, cache_dir, &wasm);
+    if cached.exists() {
+        // SAFETY: the file was written by `Component::serialize` of this
+        // host for an engine with the same compatibility hash (part of the
+        // file name), in a directory only this application uses.
+        match unsafe { Component::deserialize_file(engine, &cached) } {
+            Ok(component) => return Ok(component),
+            Err(err) => eprintln!(
+                "ignoring unusable compiled cache {}: {err}",
+                cached.display()
+            ),
+        }
+    }
+    let component = Component::new(engine, &wasm)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot compile {}", wasm_path.display()))?;
+    // The cache is an optimisation: failing to write it is not fatal.
+    if let Err(err) = write_cache(&component, &cached) {
+        eprintln!(
+            "cannot cache compiled component at {}: {err:#}",
+            cached.display()
+        );
+    }
+    Ok(component)
+}
+
+fn write_cache(component: &Component, path: &Path) -> Result<()> {
+    let dir = path.parent().context("cache path has no directory")?;
+    std::fs::create_dir_all(dir)?;
+    let bytes = component.serialize()?;
+    // Write then rename, so a concurrent start never reads half a file.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// One component, compiled and pre-instantiated.
+pub struct LoadedComponent {
+    pub id: String,
+    pub pre: ProxyPre<HostState>,
+    pub policy: ComponentPolicy,
+}
+
+impl LoadedComponent {
+    /// A fresh store for one request.
+    pub fn new_store(&self, engine: &Engine) -> Store<HostState> {
+        Store::new(engine, HostState::new(&self.policy))
+    }
+}
+
+/// Options for [`App::load`].
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub manifest: PathBuf,
+    pub runtime_config: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+impl LoadOptions {
+    pub fn new(manifest: &Path, runtime_config: Option<&Path>) -> Self {
+        Self {
+            manifest: manifest.to_path_buf(),
+            runtime_config: runtime_config.map(Path::to_path_buf),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A loaded application, ready to serve.
+pub struct App {
+    pub engine: Engine,
+    pub manifest: Manifest,
+    pub router: Router,
+    pub databases: Arc<BTreeMap<String, DatabaseLocation>>,
+    pub components: BTreeMap<String, Arc<LoadedComponent>>,
+}
+
+impl App {
+    /// Reads the manifest and runtime config and resolves variables, without
+    /// compiling anything (what `migrate` needs).
+    pub fn configure(options: &LoadOptions) -> Result<(Manifest, RuntimeConfig)> {
+        let manifest = Manifest::load(&options.manifest)?;
+        let cwd = std::env::current_dir().context("cannot read the working directory")?;
+        let runtime = RuntimeConfig::load(options.runtime_config.as_deref(), &manifest.dir, &cwd)?;
+        for component in manifest.components.values() {
+            for db in &component.sqlite_databases {
+                if !runtime.databases.contains_key(db) {
+                    bail!(
+                        "{}: [component.{}].sqlite_databases: database `{db}` is not defined (add [sqlite_database.{db}] to the runtime config)",
+                        manifest.path.display(),
+                        component.id
+                    );
+                }
+            }
+        }
+        for (name, db) in &runtime.databases {
+            if let DatabaseLocation::Libsql { .. } = db {
+                bail!(
+                    "[sqlite_database.{name}]: type = \"libsql\" is not supported by meet-host; use type = \"spin\" (real Spin supports libSQL)"
+                );
+            }
+        }
+        Ok((manifest, runtime))
+    }
+
+    /// Loads everything and pre-instantiates every component, so that a
+    /// missing import fails here, naming the component.
+    pub fn load(options: &LoadOptions) -> Result<Self> {
+        let (manifest, runtime) = Self::configure(options)?;
+        let app_values =
+            resolve_app_variables(&manifest.variables, |name| std::env::var(name).ok())
+                .with_context(|| format!("{}: [variables]", manifest.path.display()))?;
+
+        for location in runtime.databases.values() {
+            if let DatabaseLocation::File(path) = location {
+                crate::sqlite::prepare_file(path)?;
+            }
+        }
+        let databases = Arc::new(runtime.databases);
+
+        let engine = engine(options.limits)?;
+        let mut linker = Linker::new(&engine);
+        crate::state::add_to_linker(&mut linker)?;
+        let cache_dir = manifest.dir.join(".spin").join("compiled");
+
+        let mut components = BTreeMap::new();
+        // Only routed components are instantiated, as in Spin.
+        let routed: std::collections::BTreeSet<&str> = manifest
+            .routes
+            .iter()
+            .map(|r| r.component.as_str())
+            .collect();
+        for id in routed {
+            let decl = &manifest.components[id];
+            let loaded =
+                Self::load_one(&engine, &linker, &cache_dir, decl, &app_values, &databases)
+                    .with_context(|| format!("{}: [component.{id}]", manifest.path.display()))?;
+            components.insert(id.to_string(), Arc::new(loaded));
+        }
+        let router = Router::new(manifest.routes.clone());
+        Ok(Self {
+            engine,
+            manifest,
+            router,
+            databases,
+            components,
+        })
+    }
+
+    fn load_one(
+        engine: &Engine,
+        linker: &Linker<HostState>,
+        cache_dir: &Path,
+        decl: &ComponentDecl,
+        app_values: &BTreeMap<String, String>,
+        databases: &Arc<BTreeMap<String, DatabaseLocation>>,
+    ) -> Result<LoadedComponent> {
+        let id = &decl.id;
+        if !decl.source.exists() {
+            bail!(
+                "source {} does not exist (build the component first)",
+                decl.source.display()
+            );
+        }
+        let allowed_hosts = AllowedHosts::parse(&decl.allowed_outbound_hosts, app_values)?;
+        let variables = resolve_component_variables(&decl.variables, app_values)
+            .with_context(|| format!("[component.{id}.variables]"))?;
+        let component = load_component(engine, &decl.source, cache_dir)?;
+        let pre = instantiate_pre(linker, &component, id)?;
+        let policy = ComponentPolicy {
+            id: Arc::from(id.as_str()),
+            allowed_hosts: Arc::new(allowed_hosts),
+            variables: Arc::new(variables),
+            sqlite: SqliteCtx::new(&decl.sqlite_databases, databases.clone()),
+            environment: Arc::new(decl.environment.clone().into_iter().collect()),
+        };
+        Ok(LoadedComponent {
+            id: id.clone(),
+            pre,
+            policy,
+        })
+    }
+}
+
+/// Pre-instantiates `component` as a `wasi:http/proxy`; an import the host
+/// does not provide, or a missing `incoming-handler` export, fails here.
+pub fn instantiate_pre(
+    linker: &Linker<HostState>,
+    component: &Component,
+    id: &str,
+) -> Result<ProxyPre<HostState>> {
+    let instance_pre = linker
+        .instantiate_pre(component)
+        .map_err(anyhow::Error::from)
+        .with_context(|| {
+            format!("component `{id}` imports something meet-host does not provide")
+        })?;
+    ProxyPre::new(instance_pre)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("component `{id}` does not export wasi:http/incoming-handler"))
+}
+
+/// The average time to create a store and instantiate `component` from its
+/// pre-instantiated form, over `iterations` runs (what every request pays
+/// before the guest runs). Loads the application like `meet-host up`.
+pub fn measure_instantiation(
+    manifest: &Path,
+    runtime_config: Option<&Path>,
+    component: &str,
+    iterations: u32,
+) -> Result<std::time::Duration> {
+    if iterations == 0 {
+        bail!("iterations must be at least 1");
+    }
+    let app = App::load(&LoadOptions::new(manifest, runtime_config))?;
+    let loaded = app
+        .components
+        .get(component)
+        .with_context(|| {
+            format!(
+                "no routed component `{component}` in {}",
+                manifest.display()
+            )
+        })?
+        .clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let start = std::time::Instant::now();
+        for _ in 0..iterations {
+            let mut store = loaded.new_store(&app.engine);
+            let proxy = loaded.pre.instantiate_async(&mut store).await?;
+            std::hint::black_box(&proxy);
+        }
+        Ok(start.elapsed() / iterations)
+    })
+}

@@ -1,0 +1,47 @@
+//! A small Spin-compatible host for the Meet components, built on wasmtime.
+//!
+//! `meet-host up` serves a `spin.toml` application the way `spin up` does;
+//! `meet-host migrate` applies `migrations/*.sql` to the `default` database.
+//! For benchmarks, [`measure_instantiation`] times what every request pays
+//! before the guest runs.
+
+pub mod app;
+mod bindings;
+pub mod manifest;
+pub mod migrations;
+pub mod outbound;
+pub mod routes;
+pub mod runtime_config;
+pub mod server;
+pub mod sqlite;
+pub mod state;
+pub mod variables;
+
+pub use app::{measure_instantiation, App, Limits, LoadOptions};
+
+use anyhow::{Context, Result};
+use runtime_config::DatabaseLocation;
+
+/// Applies pending migrations (`migrations/` next to the manifest) to the
+/// `default` database, printing one line per migration applied.
+pub fn migrate(options: &LoadOptions) -> Result<usize> {
+    let (manifest, runtime) = App::configure(options)?;
+    let dir = manifest.dir.join("migrations");
+    let migrations = migrations::discover(&dir)?;
+    let Some(location) = runtime.databases.get("default") else {
+        return Ok(0);
+    };
+    let DatabaseLocation::File(path) = location else {
+        anyhow::bail!("[sqlite_database.default]: only local databases can be migrated");
+    };
+    let applied = migrations::apply_to_file(path, &migrations)
+        .with_context(|| format!("migrating {}", path.display()))?;
+    for migration in &applied {
+        println!(
+            "applied migration {} to {}",
+            migration.label(),
+            path.display()
+        );
+    }
+    Ok(applied.len())
+}

@@ -1,0 +1,229 @@
+//! `fermyon:spin/sqlite@2.0.0` on local SQLite files (rusqlite, bundled).
+
+use crate::bindings::sqlite::{self as wit, Error, QueryResult, RowResult, Value};
+use crate::runtime_config::DatabaseLocation;
+use anyhow::{bail, Context, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+/// How long a statement waits for a lock held by another connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An open connection. rusqlite calls block, so they run on tokio's
+/// blocking pool; the mutex lets the connection move there and back.
+pub struct Connection {
+    inner: Arc<Mutex<rusqlite::Connection>>,
+}
+
+/// Per-component SQLite state, shared by all of its stores.
+#[derive(Clone)]
+pub struct SqliteCtx {
+    /// The `sqlite_databases` of the component.
+    allowed: Arc<BTreeSet<String>>,
+    /// Every database of the application, by name.
+    databases: Arc<BTreeMap<String, DatabaseLocation>>,
+}
+
+impl SqliteCtx {
+    pub fn new(allowed: &[String], databases: Arc<BTreeMap<String, DatabaseLocation>>) -> Self {
+        Self {
+            allowed: Arc::new(allowed.iter().cloned().collect()),
+            databases,
+        }
+    }
+}
+
+pub struct SqliteView<'a> {
+    pub ctx: &'a SqliteCtx,
+    pub table: &'a mut ResourceTable,
+}
+
+struct HasSqlite;
+
+impl HasData for HasSqlite {
+    type Data<'a> = SqliteView<'a>;
+}
+
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> SqliteView<'_>,
+) -> Result<()> {
+    wit::add_to_linker::<T, HasSqlite>(linker, get)?;
+    Ok(())
+}
+
+/// Opens a database file the way every request does: busy timeout set,
+/// WAL already chosen at start-up by [`prepare_file`].
+pub fn open_file(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Creates a database file (and its directory) if needed and switches it to
+/// WAL, which is a persistent property of the file, so readers don't block
+/// the writer.
+pub fn prepare_file(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    }
+    let conn =
+        open_file(path).with_context(|| format!("cannot open database {}", path.display()))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .with_context(|| format!("cannot set WAL mode on {}", path.display()))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        bail!("database {} refused WAL mode (got {mode})", path.display());
+    }
+    Ok(())
+}
+
+fn to_sql(value: Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as Sql;
+    match value {
+        Value::Integer(i) => Sql::Integer(i),
+        Value::Real(f) => Sql::Real(f),
+        Value::Text(s) => Sql::Text(s),
+        Value::Blob(b) => Sql::Blob(b),
+        Value::Null => Sql::Null,
+    }
+}
+
+fn from_sql(value: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef;
+    match value {
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        ValueRef::Null => Value::Null,
+    }
+}
+
+fn to_error(err: rusqlite::Error) -> Error {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => Error::DatabaseFull,
+        _ => Error::Io(err.to_string()),
+    }
+}
+
+/// Runs one statement and collects its rows.
+pub fn execute(
+    conn: &rusqlite::Connection,
+    statement: &str,
+    parameters: Vec<Value>,
+) -> Result<QueryResult, Error> {
+    let mut stmt = conn.prepare_cached(statement).map_err(to_error)?;
+    let columns: Vec<String> = stmt
+        .column_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let params = rusqlite::params_from_iter(parameters.into_iter().map(to_sql));
+    let mut rows = stmt.query(params).map_err(to_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(to_error)? {
+        let mut values = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            values.push(from_sql(row.get_ref(i).map_err(to_error)?));
+        }
+        out.push(RowResult { values });
+    }
+    Ok(QueryResult { columns, rows: out })
+}
+
+impl wit::Host for SqliteView<'_> {}
+
+impl wit::HostConnection for SqliteView<'_> {
+    async fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
+        let Some(location) = self.ctx.databases.get(&database) else {
+            return Ok(Err(Error::NoSuchDatabase));
+        };
+        if !self.ctx.allowed.contains(&database) {
+            return Ok(Err(Error::AccessDenied));
+        }
+        let DatabaseLocation::File(path) = location.clone() else {
+            return Ok(Err(Error::Io(format!(
+                "database `{database}` is not a local file"
+            ))));
+        };
+        let opened = tokio::task::spawn_blocking(move || open_file(&path)).await;
+        let conn = match opened {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(err)) => return Ok(Err(to_error(err))),
+            Err(err) => return Ok(Err(Error::Io(err.to_string()))),
+        };
+        let resource = self.table.push(Connection {
+            inner: Arc::new(Mutex::new(conn)),
+        })?;
+        Ok(Ok(resource))
+    }
+
+    async fn execute(
+        &mut self,
+        connection: Resource<Connection>,
+        statement: String,
+        parameters: Vec<Value>,
+    ) -> wasmtime::Result<Result<QueryResult, Error>> {
+        let Ok(conn) = self.table.get(&connection) else {
+            return Ok(Err(Error::InvalidConnection));
+        };
+        let inner = conn.inner.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let conn = inner.lock().map_err(|_| Error::InvalidConnection)?;
+            execute(&conn, &statement, parameters)
+        })
+        .await;
+        Ok(result.unwrap_or_else(|err| Err(Error::Io(err.to_string()))))
+    }
+
+    async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execute_round_trips_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("t.db");
+        prepare_file(&path).unwrap();
+        let conn = open_file(&path).unwrap();
+        execute(
+            &conn,
+            "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)",
+            vec![],
+        )
+        .unwrap();
+        execute(
+            &conn,
+            "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+            vec![
+                Value::Integer(7),
+                Value::Real(1.5),
+                Value::Text("x".into()),
+                Value::Blob(vec![1, 2]),
+                Value::Null,
+            ],
+        )
+        .unwrap();
+        let result = execute(&conn, "SELECT * FROM t", vec![]).unwrap();
+        assert_eq!(result.columns, ["i", "r", "s", "b", "n"]);
+        assert_eq!(result.rows.len(), 1);
+        assert!(matches!(result.rows[0].values[0], Value::Integer(7)));
+        assert!(matches!(result.rows[0].values[4], Value::Null));
+        let err = execute(&conn, "SELECT * FROM missing", vec![]).unwrap_err();
+        assert!(matches!(err, Error::Io(msg) if msg.contains("missing")));
+    }
+}
