@@ -1,0 +1,213 @@
+//! Server-side sessions in `meet_session`, keyed by the hash of the cookie.
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::ports::{Database, DbError};
+use crate::store::users::{user_from_row, USER_COLUMNS};
+use crate::store::{rows, timestamp};
+use crate::users::User;
+
+/// A live session and, when logged in, its user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub key_hash: String,
+    pub data: Map<String, Value>,
+    pub csrf_token: Option<String>,
+    pub user: Option<User>,
+}
+
+/// Loads a live session with its user in one statement.
+pub fn load(
+    db: &dyn Database,
+    key_hash: &str,
+    now: OffsetDateTime,
+) -> Result<Option<Session>, DbError> {
+    let result = db.execute(
+        &format!(
+            "SELECT s.data AS session_data, s.csrf_token AS session_csrf_token, \
+             s.user_id AS session_user_id, {USER_COLUMNS} \
+             FROM meet_session s LEFT JOIN meet_user u ON u.id = s.user_id \
+             WHERE s.key_hash = ? AND s.expires_at > ?"
+        ),
+        &[key_hash.into(), timestamp(now).into()],
+    )?;
+    let Some(row) = rows(&result).next() else {
+        return Ok(None);
+    };
+    let data = match serde_json::from_str(&row.text("session_data")?) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let user = match row.optional_text("session_user_id")? {
+        Some(_) => Some(user_from_row(&row)?),
+        None => None,
+    };
+    Ok(Some(Session {
+        key_hash: key_hash.to_string(),
+        data,
+        csrf_token: row.optional_text("session_csrf_token")?,
+        user,
+    }))
+}
+
+/// Creates or replaces a session.
+pub fn save(
+    db: &dyn Database,
+    key_hash: &str,
+    user_id: Option<&str>,
+    data: &Map<String, Value>,
+    csrf_token: Option<&str>,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(), DbError> {
+    db.execute(
+        "INSERT INTO meet_session (key_hash, user_id, data, csrf_token, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (key_hash) DO UPDATE SET user_id = excluded.user_id, data = excluded.data, \
+         csrf_token = excluded.csrf_token, expires_at = excluded.expires_at",
+        &[
+            key_hash.into(),
+            user_id.map(str::to_string).into(),
+            Value::Object(data.clone()).to_string().into(),
+            csrf_token.map(str::to_string).into(),
+            timestamp(now).into(),
+            timestamp(expires_at).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Updates only the data of a session, keeping its expiry.
+pub fn save_data(
+    db: &dyn Database,
+    key_hash: &str,
+    data: &Map<String, Value>,
+) -> Result<(), DbError> {
+    db.execute(
+        "UPDATE meet_session SET data = ? WHERE key_hash = ?",
+        &[
+            Value::Object(data.clone()).to_string().into(),
+            key_hash.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn delete(db: &dyn Database, key_hash: &str) -> Result<(), DbError> {
+    db.execute(
+        "DELETE FROM meet_session WHERE key_hash = ?",
+        &[key_hash.into()],
+    )?;
+    Ok(())
+}
+
+/// Logs a user in on a fresh session key (no fixation): the old session,
+/// if any, and every expired session are removed in the same statement batch.
+pub fn start_login_session(
+    db: &dyn Database,
+    old_key_hash: Option<&str>,
+    new_key_hash: &str,
+    user_id: &str,
+    data: &Map<String, Value>,
+    csrf_token: &str,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(), DbError> {
+    db.execute(
+        "DELETE FROM meet_session WHERE key_hash = ? OR expires_at <= ?",
+        &[
+            old_key_hash.map(str::to_string).into(),
+            timestamp(now).into(),
+        ],
+    )?;
+    save(
+        db,
+        new_key_hash,
+        Some(user_id),
+        data,
+        Some(csrf_token),
+        expires_at,
+        now,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::migrated_database;
+    use crate::store::users::resolve_login;
+    use crate::users::ClaimedUser;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2025-06-30 12:00 UTC);
+
+    fn hash(n: u8) -> String {
+        format!("{n:064}")
+    }
+
+    #[test]
+    fn sessions_expire_and_logins_rotate_the_key() {
+        let db = migrated_database().unwrap();
+        let user = resolve_login(
+            &db,
+            &ClaimedUser {
+                sub: "s".into(),
+                email: None,
+                full_name: None,
+                short_name: None,
+            },
+            false,
+            true,
+            "00000000-0000-4000-8000-000000000001",
+            NOW,
+        )
+        .unwrap()
+        .unwrap();
+        let mut data = Map::new();
+        data.insert(
+            "oidc_states".into(),
+            serde_json::json!({"st": {"nonce": "n"}}),
+        );
+        let later = NOW + time::Duration::hours(12);
+        save(&db, &hash(1), None, &data, None, later, NOW).unwrap();
+        let anonymous = load(&db, &hash(1), NOW).unwrap().unwrap();
+        assert_eq!(anonymous.user, None);
+        assert_eq!(anonymous.data, data);
+        assert_eq!(load(&db, &hash(1), later).unwrap(), None, "expired");
+
+        // An expired stranger's session is purged by the next login.
+        save(
+            &db,
+            &hash(3),
+            None,
+            &data,
+            None,
+            NOW,
+            NOW - time::Duration::hours(1),
+        )
+        .unwrap();
+        start_login_session(
+            &db,
+            Some(&hash(1)),
+            &hash(2),
+            &user.id,
+            &Map::new(),
+            "csrf",
+            later,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(load(&db, &hash(1), NOW).unwrap(), None, "old key is gone");
+        let logged_in = load(&db, &hash(2), NOW).unwrap().unwrap();
+        assert_eq!(logged_in.user.map(|u| u.id), Some(user.id.clone()));
+        assert_eq!(logged_in.csrf_token.as_deref(), Some("csrf"));
+        let count = db
+            .execute("SELECT count(*) FROM meet_session", &[])
+            .unwrap();
+        assert_eq!(count.rows[0][0], crate::ports::SqlValue::Integer(1));
+
+        delete(&db, &hash(2)).unwrap();
+        assert_eq!(load(&db, &hash(2), NOW).unwrap(), None);
+    }
+}
