@@ -319,3 +319,85 @@ pub fn measure_instantiation(
         Ok(start.elapsed() / iterations)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a one-component app whose `.wasm` is WAT text (wasmtime's
+    /// `wat` feature compiles either).
+    fn app_with_component(dir: &Path, wat: &str) -> LoadOptions {
+        std::fs::write(dir.join("comp.wasm"), wat).unwrap();
+        let manifest = dir.join("spin.toml");
+        std::fs::write(
+            &manifest,
+            "spin_manifest_version = 2\n[application]\nname = \"t\"\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"odd-one\"\n\
+             [component.odd-one]\nsource = \"comp.wasm\"\n",
+        )
+        .unwrap();
+        let mut options = LoadOptions::new(&manifest, None);
+        options.limits = Limits {
+            max_instances: 4,
+            max_memory_bytes: 1 << 20,
+        };
+        options
+    }
+
+    fn load_error(options: &LoadOptions) -> String {
+        match App::load(options) {
+            Ok(_) => panic!("the component should have been refused"),
+            Err(err) => format!("{err:#}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_import_fails_at_start_up_naming_component_and_import() {
+        // The instance exports a function: an empty instance type is
+        // satisfied by anything.
+        let dir = tempfile::tempdir().unwrap();
+        let options = app_with_component(
+            dir.path(),
+            r#"(component (import "example:missing/iface@1.0.0" (instance (export "f" (func)))))"#,
+        );
+        let err = load_error(&options);
+        assert!(err.contains("odd-one"), "{err}");
+        assert!(err.contains("example:missing/iface@1.0.0"), "{err}");
+    }
+
+    #[test]
+    fn a_component_without_the_http_export_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = app_with_component(dir.path(), "(component)");
+        let err = load_error(&options);
+        assert!(err.contains("odd-one") && err.contains("incoming-handler"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_source_names_the_component_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = app_with_component(dir.path(), "(component)");
+        std::fs::remove_file(dir.path().join("comp.wasm")).unwrap();
+        let err = load_error(&options);
+        assert!(err.contains("[component.odd-one]") && err.contains("comp.wasm"), "{err}");
+    }
+
+    #[test]
+    fn compiled_components_are_cached_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(Limits {
+            max_instances: 2,
+            max_memory_bytes: 1 << 20,
+        })
+        .unwrap();
+        let wasm = dir.path().join("c.wasm");
+        std::fs::write(&wasm, "(component)").unwrap();
+        let cache = dir.path().join("compiled");
+        load_component(&engine, &wasm, &cache).unwrap();
+        let files: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        // The second load deserializes the cached artefact.
+        load_component(&engine, &wasm, &cache).unwrap();
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    }
+}

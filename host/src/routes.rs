@@ -72,7 +72,7 @@ impl Route {
 
     /// Matches a request path (no query string); returns the `:name`
     /// captures and the wildcard remainder.
-    fn matches(&self, path: &str) -> Option<(Vec<(String, String)>, String)> {
+    fn matches(&self, path: &str) -> Option<Matched> {
         let mut rest = path;
         let mut captures = Vec::new();
         for segment in &self.segments {
@@ -127,6 +127,9 @@ impl Route {
     }
 }
 
+/// `:name` captures and the wildcard remainder of one match.
+type Matched = (Vec<(String, String)>, String);
+
 /// All routes of the application.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
@@ -153,20 +156,20 @@ impl Router {
     }
 
     pub fn route(&self, path: &str) -> Option<RouteMatch<'_>> {
-        let mut best: Option<(&Route, Vec<(String, String)>, String)> = None;
+        let mut best: Option<(&Route, Matched)> = None;
         for route in &self.routes {
-            let Some((captures, rest)) = route.matches(path) else {
+            let Some(matched) = route.matches(path) else {
                 continue;
             };
             let better = match &best {
                 None => true,
-                Some((current, _, _)) => route.specificity(current) == Ordering::Less,
+                Some((current, _)) => route.specificity(current) == Ordering::Less,
             };
             if better {
-                best = Some((route, captures, rest));
+                best = Some((route, matched));
             }
         }
-        let (route, captures, path_info) = best?;
+        let (route, (captures, path_info)) = best?;
         let based_route = route
             .raw
             .strip_suffix('/')
