@@ -370,7 +370,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let options = app_with_component(dir.path(), "(component)");
         let err = load_error(&options);
-        assert!(err.contains("odd-one") && err.contains("incoming-handler"), "{err}");
+        assert!(
+            err.contains("odd-one") && err.contains("incoming-handler"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -379,7 +382,10 @@ mod tests {
         let options = app_with_component(dir.path(), "(component)");
         std::fs::remove_file(dir.path().join("comp.wasm")).unwrap();
         let err = load_error(&options);
-        assert!(err.contains("[component.odd-one]") && err.contains("comp.wasm"), "{err}");
+        assert!(
+            err.contains("[component.odd-one]") && err.contains("comp.wasm"),
+            "{err}"
+        );
     }
 
     #[test]

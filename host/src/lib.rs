@@ -45,3 +45,30 @@ pub fn migrate(options: &LoadOptions) -> Result<usize> {
     }
     Ok(applied.len())
 }
+
+/// Runs every component's `[component.<id>.build]` commands through the
+/// shell, as `spin build` does.
+pub fn build(manifest_path: &std::path::Path) -> Result<()> {
+    let manifest = manifest::Manifest::load(manifest_path)?;
+    for component in manifest.components.values() {
+        let Some(build) = &component.build else {
+            continue;
+        };
+        for command in &build.commands {
+            eprintln!("building component `{}`: {command}", component.id);
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .current_dir(&build.workdir)
+                .status()
+                .with_context(|| format!("cannot run the build command of `{}`", component.id))?;
+            if !status.success() {
+                anyhow::bail!(
+                    "[component.{}.build]: `{command}` failed with {status}",
+                    component.id
+                );
+            }
+        }
+    }
+    Ok(())
+}

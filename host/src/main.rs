@@ -45,6 +45,11 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
     },
+    /// Run each component's build command, like `spin build`.
+    Build {
+        #[command(flatten)]
+        app: AppArgs,
+    },
     /// Apply pending migrations to the `default` database and exit.
     Migrate {
         #[command(flatten)]
@@ -61,6 +66,7 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Build { app } => meet_host::build(&app.from),
         Command::Migrate { app } => {
             migrate(&app.options())?;
             Ok(())

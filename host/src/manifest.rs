@@ -64,10 +64,36 @@ struct RawComponent {
     variables: BTreeMap<String, String>,
     #[serde(default)]
     environment: BTreeMap<String, String>,
-    /// Used by `spin build` only.
+    #[serde(default)]
+    build: Option<RawBuild>,
+}
+
+/// `[component.<id>.build]`, used only by `meet-host build`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    command: RawCommands,
+    #[serde(default)]
+    workdir: Option<String>,
     #[serde(default)]
     #[allow(dead_code)]
-    build: Option<toml::Value>,
+    watch: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCommands {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// How to build a component, as `spin build` runs it.
+#[derive(Debug, Clone)]
+pub struct BuildDecl {
+    /// Shell commands, run in order.
+    pub commands: Vec<String>,
+    /// The directory they run in.
+    pub workdir: PathBuf,
 }
 
 /// A component as the host needs it.
@@ -80,6 +106,7 @@ pub struct ComponentDecl {
     pub sqlite_databases: Vec<String>,
     pub variables: BTreeMap<String, Template>,
     pub environment: BTreeMap<String, String>,
+    pub build: Option<BuildDecl>,
 }
 
 /// The validated manifest.
@@ -175,9 +202,17 @@ impl Manifest {
             if comp.source.is_empty() {
                 bail!("[component.{id}].source must not be empty");
             }
+            let build = comp.build.map(|b| BuildDecl {
+                commands: match b.command {
+                    RawCommands::One(c) => vec![c],
+                    RawCommands::Many(cs) => cs,
+                },
+                workdir: dir.join(b.workdir.unwrap_or_default()),
+            });
             components.insert(
                 id.clone(),
                 ComponentDecl {
+                    build,
                     source: dir.join(&comp.source),
                     id,
                     allowed_outbound_hosts: comp.allowed_outbound_hosts,
