@@ -7,9 +7,11 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod pin;
 pub mod ports;
 pub mod routing;
 pub mod settings;
+pub mod slug;
 
 #[cfg(feature = "native")]
 pub mod native;
