@@ -5,7 +5,7 @@ use crate::manifest::{ComponentDecl, Manifest};
 use crate::outbound::AllowedHosts;
 use crate::routes::Router;
 use crate::runtime_config::{DatabaseLocation, RuntimeConfig};
-use crate::sqlite::SqliteCtx;
+use crate::sqlite::{Database, SqliteCtx};
 use crate::state::{ComponentPolicy, HostState};
 use crate::variables::{resolve_app_variables, resolve_component_variables};
 use anyhow::{bail, Context, Result};
@@ -154,7 +154,7 @@ pub struct App {
     pub engine: Engine,
     pub manifest: Manifest,
     pub router: Router,
-    pub databases: Arc<BTreeMap<String, DatabaseLocation>>,
+    pub databases: Arc<BTreeMap<String, Database>>,
     pub components: BTreeMap<String, Arc<LoadedComponent>>,
 }
 
@@ -176,13 +176,6 @@ impl App {
                 }
             }
         }
-        for (name, db) in &runtime.databases {
-            if let DatabaseLocation::Libsql { .. } = db {
-                bail!(
-                    "[sqlite_database.{name}]: type = \"libsql\" is not supported by meet-host; use type = \"spin\" (real Spin supports libSQL)"
-                );
-            }
-        }
         Ok((manifest, runtime))
     }
 
@@ -199,7 +192,13 @@ impl App {
                 crate::sqlite::prepare_file(path)?;
             }
         }
-        let databases = Arc::new(runtime.databases);
+        let databases: Arc<BTreeMap<String, Database>> = Arc::new(
+            runtime
+                .databases
+                .iter()
+                .map(|(name, location)| (name.clone(), Database::new(location)))
+                .collect(),
+        );
 
         let engine = engine(options.limits)?;
         let mut linker = Linker::new(&engine);
@@ -236,7 +235,7 @@ impl App {
         cache_dir: &Path,
         decl: &ComponentDecl,
         app_values: &BTreeMap<String, String>,
-        databases: &Arc<BTreeMap<String, DatabaseLocation>>,
+        databases: &Arc<BTreeMap<String, Database>>,
     ) -> Result<LoadedComponent> {
         let id = &decl.id;
         if !decl.source.exists() {

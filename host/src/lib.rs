@@ -7,6 +7,7 @@
 
 pub mod app;
 mod bindings;
+pub mod libsql;
 pub mod manifest;
 pub mod migrations;
 pub mod outbound;

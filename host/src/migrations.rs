@@ -114,6 +114,55 @@ pub fn apply_to_file(db: &Path, migrations: &[Migration]) -> Result<Vec<Migratio
     Ok(applied)
 }
 
+/// Applies pending migrations to a libSQL server over Hrana HTTP; the
+/// stream's baton keeps each migration and its record in one transaction.
+pub fn apply_to_libsql(
+    client: std::sync::Arc<crate::libsql::Client>,
+    migrations: &[Migration],
+) -> Result<Vec<Migration>> {
+    use crate::bindings::sqlite::Value;
+    let mut stream = crate::libsql::Stream::open(client);
+    let result = (|| {
+        stream.sequence(CREATE_SCHEMA_MIGRATIONS)?;
+        let done = stream
+            .execute("SELECT version FROM schema_migrations", vec![])
+            .map_err(|e| anyhow::anyhow!("cannot read schema_migrations: {e:?}"))?;
+        let done: Vec<String> = done
+            .rows
+            .into_iter()
+            .filter_map(|row| match row.values.into_iter().next() {
+                Some(Value::Text(version)) => Some(version),
+                _ => None,
+            })
+            .collect();
+        let mut applied = Vec::new();
+        for migration in migrations.iter().filter(|m| !done.contains(&m.version)) {
+            let run = |stream: &mut crate::libsql::Stream| -> Result<()> {
+                stream.sequence("BEGIN")?;
+                stream.sequence(&migration.sql)?;
+                stream
+                    .execute(
+                        RECORD_MIGRATION,
+                        vec![
+                            Value::Text(migration.version.clone()),
+                            Value::Text(migration.name.clone()),
+                        ],
+                    )
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                stream.sequence("COMMIT")
+            };
+            if let Err(err) = run(&mut stream) {
+                let _ = stream.sequence("ROLLBACK");
+                return Err(err.context(format!("migration {} failed", migration.label())));
+            }
+            applied.push(migration.clone());
+        }
+        Ok(applied)
+    })();
+    stream.close();
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,12 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 /// How long a statement waits for a lock held by another connection.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// An open connection. rusqlite calls block, so they run on tokio's
-/// blocking pool; the mutex lets the connection move there and back.
-pub struct Connection {
-    inner: Arc<Mutex<rusqlite::Connection>>,
+/// An open connection. Both kinds block (file I/O, HTTP round trips), so
+/// calls run on tokio's blocking pool; the mutex lets the connection move
+/// there and back.
+pub enum Connection {
+    Local(Arc<Mutex<rusqlite::Connection>>),
+    Libsql(Arc<Mutex<crate::libsql::Stream>>),
 }
 
 /// Per-component SQLite state, shared by all of its stores.
@@ -24,11 +26,28 @@ pub struct SqliteCtx {
     /// The `sqlite_databases` of the component.
     allowed: Arc<BTreeSet<String>>,
     /// Every database of the application, by name.
-    databases: Arc<BTreeMap<String, DatabaseLocation>>,
+    databases: Arc<BTreeMap<String, Database>>,
+}
+
+/// A database as requests open it.
+pub enum Database {
+    File(std::path::PathBuf),
+    Libsql(Arc<crate::libsql::Client>),
+}
+
+impl Database {
+    pub fn new(location: &DatabaseLocation) -> Self {
+        match location {
+            DatabaseLocation::File(path) => Self::File(path.clone()),
+            DatabaseLocation::Libsql { url, token } => {
+                Self::Libsql(crate::libsql::Client::new(url, token))
+            }
+        }
+    }
 }
 
 impl SqliteCtx {
-    pub fn new(allowed: &[String], databases: Arc<BTreeMap<String, DatabaseLocation>>) -> Self {
+    pub fn new(allowed: &[String], databases: Arc<BTreeMap<String, Database>>) -> Self {
         Self {
             allowed: Arc::new(allowed.iter().cloned().collect()),
             databases,
@@ -143,27 +162,28 @@ impl wit::HostConnection for SqliteView<'_> {
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
-        let Some(location) = self.ctx.databases.get(&database) else {
+        let Some(db) = self.ctx.databases.get(&database) else {
             return Ok(Err(Error::NoSuchDatabase));
         };
         if !self.ctx.allowed.contains(&database) {
             return Ok(Err(Error::AccessDenied));
         }
-        let DatabaseLocation::File(path) = location.clone() else {
-            return Ok(Err(Error::Io(format!(
-                "database `{database}` is not a local file"
-            ))));
+        let connection = match db {
+            Database::File(path) => {
+                let path = path.clone();
+                let opened = tokio::task::spawn_blocking(move || open_file(&path)).await;
+                match opened {
+                    Ok(Ok(conn)) => Connection::Local(Arc::new(Mutex::new(conn))),
+                    Ok(Err(err)) => return Ok(Err(to_error(err))),
+                    Err(err) => return Ok(Err(Error::Io(err.to_string()))),
+                }
+            }
+            // The stream starts lazily with the first statement.
+            Database::Libsql(client) => Connection::Libsql(Arc::new(Mutex::new(
+                crate::libsql::Stream::open(client.clone()),
+            ))),
         };
-        let opened = tokio::task::spawn_blocking(move || open_file(&path)).await;
-        let conn = match opened {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(err)) => return Ok(Err(to_error(err))),
-            Err(err) => return Ok(Err(Error::Io(err.to_string()))),
-        };
-        let resource = self.table.push(Connection {
-            inner: Arc::new(Mutex::new(conn)),
-        })?;
-        Ok(Ok(resource))
+        Ok(Ok(self.table.push(connection)?))
     }
 
     async fn execute(
@@ -175,17 +195,36 @@ impl wit::HostConnection for SqliteView<'_> {
         let Ok(conn) = self.table.get(&connection) else {
             return Ok(Err(Error::InvalidConnection));
         };
-        let inner = conn.inner.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let conn = inner.lock().map_err(|_| Error::InvalidConnection)?;
-            execute(&conn, &statement, parameters)
-        })
-        .await;
+        let result = match conn {
+            Connection::Local(inner) => {
+                let inner = inner.clone();
+                tokio::task::spawn_blocking(move || {
+                    let conn = inner.lock().map_err(|_| Error::InvalidConnection)?;
+                    execute(&conn, &statement, parameters)
+                })
+                .await
+            }
+            Connection::Libsql(inner) => {
+                let inner = inner.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut stream = inner.lock().map_err(|_| Error::InvalidConnection)?;
+                    stream.execute(&statement, parameters)
+                })
+                .await
+            }
+        };
         Ok(result.unwrap_or_else(|err| Err(Error::Io(err.to_string()))))
     }
 
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
-        self.table.delete(connection)?;
+        if let Connection::Libsql(stream) = self.table.delete(connection)? {
+            // Free the server-side stream without holding up the guest.
+            tokio::task::spawn_blocking(move || {
+                if let Ok(mut stream) = stream.lock() {
+                    stream.close();
+                }
+            });
+        }
         Ok(())
     }
 }
