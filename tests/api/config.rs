@@ -42,11 +42,20 @@ fn config_follows_variable_overrides() {
         AppOptions::default()
             .variable("recording_enable", "true")
             .variable("recording_expiration_days", "30")
-            .variable("recording_worker_classes", r#"{"transcript": "core.recording.worker.services.AudioCompositeEgressService"}"#)
+            .variable(
+                "recording_worker_classes",
+                r#"{"transcript": "core.recording.worker.services.AudioCompositeEgressService"}"#,
+            )
             .variable("frontend_use_proconnect_button", "true")
             .variable("frontend_is_silent_login_enabled", "false")
-            .variable("frontend_feedback", r#"{"url": "https://feedback.example/form"}"#)
-            .variable("frontend_analytics", "id=phc_123,host=https://analytics.example")
+            .variable(
+                "frontend_feedback",
+                r#"{"url": "https://feedback.example/form"}"#,
+            )
+            .variable(
+                "frontend_analytics",
+                "id=phc_123,host=https://analytics.example",
+            )
             .variable("frontend_custom_css_url", "https://cdn.example/theme.css")
             .variable("language_code", "fr-fr"),
     );
@@ -60,7 +69,10 @@ fn config_follows_variable_overrides() {
     );
     assert_eq!(body["use_proconnect_button"], true);
     assert_eq!(body["is_silent_login_enabled"], false);
-    assert_eq!(body["feedback"], json!({"url": "https://feedback.example/form"}));
+    assert_eq!(
+        body["feedback"],
+        json!({"url": "https://feedback.example/form"})
+    );
     assert_eq!(
         body["analytics"],
         json!({"id": "phc_123", "host": "https://analytics.example"})
@@ -85,7 +97,11 @@ fn an_invalid_variable_is_a_500_that_names_it() {
 fn head_answers_like_get_without_a_body() {
     let app = spawn_app();
 
-    let response = app.client.head(app.url("/api/v1.0/config/")).send().unwrap();
+    let response = app
+        .client
+        .head(app.url("/api/v1.0/config/"))
+        .send()
+        .unwrap();
 
     assert_eq!(response.status(), 200);
     assert!(response.bytes().unwrap().is_empty());

@@ -23,14 +23,21 @@ fn head_is_redirected_too() {
     let response = app.client.head(app.url("/api/v1.0/config")).send().unwrap();
 
     assert_eq!(response.status(), 301);
-    assert_eq!(response.headers()["location"].to_str().unwrap(), "/api/v1.0/config/");
+    assert_eq!(
+        response.headers()["location"].to_str().unwrap(),
+        "/api/v1.0/config/"
+    );
 }
 
 #[test]
 fn unknown_api_paths_are_json_404s() {
     let app = spawn_app();
 
-    for path in ["/api/v1.0/nothing-here/", "/api/v1.0/config/extra/", "/api/v1.0/nothing"] {
+    for path in [
+        "/api/v1.0/nothing-here/",
+        "/api/v1.0/config/extra/",
+        "/api/v1.0/nothing",
+    ] {
         let response = app.get(path);
         assert_eq!(response.status(), 404, "{path}");
         let body: Value = response.json().unwrap();
@@ -54,7 +61,10 @@ fn unsupported_methods_are_json_405s() {
             .unwrap();
         assert_eq!(response.status(), 405);
         let body: Value = response.json().unwrap();
-        assert_eq!(body, json!({"detail": format!("Method \"{verb}\" not allowed.")}));
+        assert_eq!(
+            body,
+            json!({"detail": format!("Method \"{verb}\" not allowed.")})
+        );
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use meet_e2e::{host_binary, repo_root, start_host, spawn_app_with, AppOptions, HelloServer};
+use meet_e2e::{host_binary, repo_root, spawn_app_with, start_host, AppOptions, HelloServer};
 use serde_json::Value;
 
 fn schema(db: &rusqlite::Connection) -> Vec<(String, String)> {
@@ -45,7 +45,13 @@ fn migrations_apply_once_and_a_restart_changes_nothing() {
     let expected_files = std::fs::read_dir(repo_root().join("migrations"))
         .unwrap()
         .filter(|entry| {
-            entry.as_ref().unwrap().path().extension().and_then(|e| e.to_str()) == Some("sql")
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .and_then(|e| e.to_str())
+                == Some("sql")
         })
         .count();
     assert_eq!(versions_before.len(), expected_files);
@@ -68,7 +74,14 @@ fn migrations_apply_once_and_a_restart_changes_nothing() {
 /// A manifest serving the outbound probe, allowed to reach one port only.
 fn probe_manifest(dir: &Path, allowed_port: u16) -> std::path::PathBuf {
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--target", "wasm32-wasip2", "--release", "-p", "outbound-probe"])
+        .args([
+            "build",
+            "--target",
+            "wasm32-wasip2",
+            "--release",
+            "-p",
+            "outbound-probe",
+        ])
         .current_dir(repo_root())
         .status()
         .unwrap();
@@ -120,11 +133,18 @@ fn outbound_requests_reach_only_allowed_hosts() {
     assert_eq!(body["body"], "hello");
     assert_eq!(allowed.hits(), 1);
 
-    let refused = app.get(&format!("/probe/?url=http://127.0.0.1:{}/x", forbidden.port));
+    let refused = app.get(&format!(
+        "/probe/?url=http://127.0.0.1:{}/x",
+        forbidden.port
+    ));
     assert_eq!(refused.status(), 502);
     let body: Value = refused.json().unwrap();
     assert!(
-        body["error"].as_str().unwrap().to_lowercase().contains("denied"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("denied"),
         "{body}"
     );
     assert_eq!(forbidden.hits(), 0, "the forbidden host was contacted");
@@ -141,7 +161,10 @@ fn run_host_expecting_failure(manifest_text: &str) -> String {
         .args(["--listen", "127.0.0.1:0"])
         .output()
         .unwrap();
-    assert!(!output.status.success(), "the host accepted a broken manifest");
+    assert!(
+        !output.status.success(),
+        "the host accepted a broken manifest"
+    );
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -161,7 +184,10 @@ component = "ghost"
 source = "does/not/exist.wasm"
 "#,
     );
-    assert!(missing_wasm.contains("does/not/exist.wasm"), "{missing_wasm}");
+    assert!(
+        missing_wasm.contains("does/not/exist.wasm"),
+        "{missing_wasm}"
+    );
     assert!(missing_wasm.contains("ghost"), "{missing_wasm}");
 
     let unknown_component = run_host_expecting_failure(
@@ -192,5 +218,8 @@ language_code = "{{{{ no_such_variable }}}}"
             .display()
             .to_string()
     ));
-    assert!(undefined_variable.contains("no_such_variable"), "{undefined_variable}");
+    assert!(
+        undefined_variable.contains("no_such_variable"),
+        "{undefined_variable}"
+    );
 }

@@ -3,3 +3,4 @@
 mod config;
 mod conventions;
 mod host;
+mod login;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 pub mod load;
+pub mod oidc_provider;
 
 /// The repository root (this crate lives in `tests/`).
 pub fn repo_root() -> PathBuf {
@@ -25,7 +26,9 @@ pub fn repo_root() -> PathBuf {
 pub fn spin_build(manifest: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("reading {}", manifest.display()))?;
-    let parsed: toml::Table = text.parse().with_context(|| format!("parsing {}", manifest.display()))?;
+    let parsed: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", manifest.display()))?;
     let components = parsed
         .get("component")
         .and_then(|c| c.as_table())
@@ -64,10 +67,7 @@ pub fn host_binary() -> &'static Path {
         if release {
             build.arg("--release");
         }
-        let status = build
-            .current_dir(repo_root())
-            .status()
-            .expect("cargo runs");
+        let status = build.current_dir(repo_root()).status().expect("cargo runs");
         assert!(status.success(), "building meet-host failed");
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
@@ -106,6 +106,11 @@ impl Default for AppOptions {
 }
 
 impl AppOptions {
+    pub fn variables(mut self, pairs: &[(String, String)]) -> AppOptions {
+        self.variables.extend(pairs.iter().cloned());
+        self
+    }
+
     /// Sets a Spin variable the way an operator does: `SPIN_VARIABLE_<NAME>`.
     pub fn variable(mut self, name: &str, value: &str) -> AppOptions {
         self.variables.push((name.to_string(), value.to_string()));
@@ -119,6 +124,8 @@ pub struct TestApp {
     pub db_path: PathBuf,
     pub log_path: PathBuf,
     pub client: reqwest::blocking::Client,
+    /// The client's cookies, as a browser keeps them.
+    pub cookies: std::sync::Arc<reqwest::cookie::Jar>,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -159,14 +166,18 @@ pub fn start_host(options: &AppOptions) -> anyhow::Result<TestApp> {
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log_path)?);
     for (name, value) in &options.variables {
-        command.env(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value);
+        command.env(
+            format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+            value,
+        );
     }
     let mut child = command.spawn().context("spawning meet-host")?;
     let stdout = child.stdout.take().context("host stdout")?;
     let address = wait_for_listening(stdout, &mut child, &log_path)?;
+    let cookies = std::sync::Arc::new(reqwest::cookie::Jar::default());
     let client = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
+        .cookie_provider(cookies.clone())
         .timeout(Duration::from_secs(30))
         .build()?;
     Ok(TestApp {
@@ -174,6 +185,7 @@ pub fn start_host(options: &AppOptions) -> anyhow::Result<TestApp> {
         db_path,
         log_path,
         client,
+        cookies,
         child,
         _dir: dir,
     })
@@ -214,7 +226,51 @@ impl TestApp {
     }
 
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
-        self.client.get(self.url(path)).send().expect("GET succeeds")
+        self.client
+            .get(self.url(path))
+            .send()
+            .expect("GET succeeds")
+    }
+
+    /// Follows redirects from `url` (absolute, or a path on the app) as a
+    /// browser does, keeping cookies; returns every URL visited and the
+    /// final response.
+    pub fn browse(&self, url: &str) -> (Vec<String>, reqwest::blocking::Response) {
+        let mut current = if url.starts_with("http") {
+            url.to_string()
+        } else {
+            self.url(url)
+        };
+        let mut visited = vec![current.clone()];
+        for _ in 0..10 {
+            let response = self.client.get(&current).send().expect("GET succeeds");
+            if !response.status().is_redirection() {
+                return (visited, response);
+            }
+            let location = response.headers()["location"]
+                .to_str()
+                .expect("ASCII location");
+            let next = reqwest::Url::parse(&current)
+                .and_then(|base| base.join(location))
+                .expect("valid location");
+            current = next.to_string();
+            visited.push(current.clone());
+        }
+        panic!("too many redirects: {visited:?}");
+    }
+
+    /// The value of a cookie the client holds for the app.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let url = reqwest::Url::parse(&self.address).expect("app URL");
+        let header = self.cookies.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_string())
     }
 
     /// What the host has logged so far.

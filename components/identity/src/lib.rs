@@ -1,37 +1,73 @@
-//! The identity component: `config/` today, users and login as they come.
+//! The identity component: frontend configuration, OIDC login and users.
 //! It also owns every `/api/v1.0/` path no other component claims, so that
 //! unknown API paths get a JSON 404.
 
 use meet_core::config::frontend_config;
+use meet_core::ports::Services;
 use meet_core::routing::{Resolution, Router};
-use meet_core::settings::Settings;
-use meet_core::{ApiError, ApiRequest, ApiResponse, Method};
-use meet_spin::SpinVariables;
-use spin_sdk::http::{Request, Response};
+use meet_core::{login, users_api, ApiError, ApiRequest, ApiResponse, Method};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[derive(Debug, Clone, Copy)]
 enum Route {
     Config,
+    Authenticate,
+    Callback,
+    Logout,
+    LogoutCallback,
+    Users,
+    Me,
+    User,
 }
 
 #[http_component]
-fn handle(request: Request) -> Response {
-    meet_spin::serve(request, route)
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    meet_spin::serve(request, response_out, |request| {
+        meet_spin::with_services(|services| route(request, services))
+    })
+    .await
 }
 
-fn route(request: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let router = Router::new().route("/api/v1.0/config/", Route::Config);
-    match router.resolve(request)? {
-        Resolution::Redirect(response) => Ok(response),
-        Resolution::Matched(Route::Config, _) => match request.method {
-            Method::Get | Method::Head => config(),
+fn router() -> Router<Route> {
+    Router::new()
+        .route("/api/v1.0/config/", Route::Config)
+        .route("/api/v1.0/authenticate/", Route::Authenticate)
+        .route("/api/v1.0/callback/", Route::Callback)
+        .route("/api/v1.0/logout/", Route::Logout)
+        .route("/api/v1.0/logout-callback/", Route::LogoutCallback)
+        .route("/api/v1.0/users/", Route::Users)
+        .route("/api/v1.0/users/me/", Route::Me)
+        .route("/api/v1.0/users/{id}/", Route::User)
+}
+
+fn route(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
+    let (route, params) = match router().resolve(request)? {
+        Resolution::Redirect(response) => return Ok(response),
+        Resolution::Matched(route, params) => (route, params),
+    };
+    let safe_only =
+        |handler: fn(&ApiRequest, &Services) -> Result<ApiResponse, ApiError>| match request.method
+        {
+            Method::Get | Method::Head => handler(request, services),
+            ref other => Err(ApiError::MethodNotAllowed(other.as_str().to_string())),
+        };
+    match route {
+        Route::Config => safe_only(config),
+        Route::Authenticate => safe_only(login::authenticate),
+        Route::Callback => safe_only(login::callback),
+        Route::LogoutCallback => safe_only(login::logout_callback),
+        Route::Logout => match request.method {
+            Method::Get | Method::Head | Method::Post => login::logout(request, services),
             ref other => Err(ApiError::MethodNotAllowed(other.as_str().to_string())),
         },
+        Route::Users => users_api::users(request, services),
+        Route::Me => users_api::me(request, services),
+        Route::User => users_api::user(request, services, &params[0]),
     }
 }
 
-fn config() -> Result<ApiResponse, ApiError> {
-    let payload = frontend_config(&Settings::new(&SpinVariables))?;
+fn config(_request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
+    let payload = frontend_config(&services.settings())?;
     Ok(ApiResponse::json(200, &payload))
 }

@@ -181,3 +181,36 @@ mod tests {
         assert_eq!(random.alphanumeric(3), "89a");
     }
 }
+
+/// Everything a request handler may reach, bundled for passing around.
+#[derive(Clone, Copy)]
+pub struct Services<'a> {
+    pub db: &'a dyn Database,
+    pub http: &'a dyn HttpClient,
+    pub clock: &'a dyn Clock,
+    pub random: &'a dyn Random,
+    pub variables: &'a dyn crate::settings::Variables,
+}
+
+impl Services<'_> {
+    pub fn settings(&self) -> crate::settings::Settings<'_> {
+        crate::settings::Settings::new(self.variables)
+    }
+
+    /// A fresh random UUID v4 in its canonical lowercase dashed form.
+    pub fn new_uuid(&self) -> String {
+        let mut bytes = [0u8; 16];
+        self.random.fill(&mut bytes);
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let hex = hex::encode(bytes);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    }
+}

@@ -7,69 +7,104 @@ use meet_core::ports::{
 };
 use meet_core::settings::{SettingError, Variables};
 use meet_core::{ApiError, ApiRequest, ApiResponse, Method};
-use spin_sdk::http::{Request, Response};
+use spin_sdk::http::{
+    Fields, IncomingRequest, Method as SpinMethod, OutgoingResponse, Request, Response,
+    ResponseOutparam,
+};
 use spin_sdk::sqlite;
 
-/// Runs one API request through `handler` and renders its outcome. Errors
+/// Runs one API request through `handler` and writes its outcome. Errors
 /// become DRF bodies; server errors are logged (the host collects stderr).
-pub fn serve(
-    request: Request,
+/// The low-level WASI response is used because a response may carry several
+/// headers of one name (`Set-Cookie`), which spin-sdk's `Response` cannot.
+pub async fn serve(
+    request: IncomingRequest,
+    response_out: ResponseOutparam,
     handler: impl FnOnce(&ApiRequest) -> Result<ApiResponse, ApiError>,
-) -> Response {
-    let api_request = to_api_request(request);
-    let outcome = handler(&api_request);
-    let mut response = outcome.unwrap_or_else(|error| {
+) {
+    let response = match to_api_request(request).await {
+        Ok(api_request) => respond(&api_request, handler),
+        Err(error) => {
+            eprintln!("reading the request body failed: {error}");
+            ApiError::Custom {
+                status: 400,
+                body: serde_json::json!({"detail": "The request body could not be read."}),
+            }
+            .to_response()
+        }
+    };
+    write_response(response_out, response).await;
+}
+
+fn respond(
+    request: &ApiRequest,
+    handler: impl FnOnce(&ApiRequest) -> Result<ApiResponse, ApiError>,
+) -> ApiResponse {
+    let mut response = handler(request).unwrap_or_else(|error| {
         if error.is_server_error() {
-            eprintln!(
-                "{} {}: {error}",
-                api_request.method.as_str(),
-                api_request.path
-            );
+            eprintln!("{} {}: {error}", request.method.as_str(), request.path);
         }
         error.to_response()
     });
-    if api_request.method == Method::Head {
+    if request.method == Method::Head {
         response.body.clear();
     }
-    to_spin_response(response)
+    response
 }
 
-fn to_api_request(request: Request) -> ApiRequest {
+async fn to_api_request(request: IncomingRequest) -> Result<ApiRequest, String> {
     let method = match request.method() {
-        spin_sdk::http::Method::Get => Method::Get,
-        spin_sdk::http::Method::Head => Method::Head,
-        spin_sdk::http::Method::Post => Method::Post,
-        spin_sdk::http::Method::Put => Method::Put,
-        spin_sdk::http::Method::Patch => Method::Patch,
-        spin_sdk::http::Method::Delete => Method::Delete,
-        spin_sdk::http::Method::Options => Method::Options,
+        SpinMethod::Get => Method::Get,
+        SpinMethod::Head => Method::Head,
+        SpinMethod::Post => Method::Post,
+        SpinMethod::Put => Method::Put,
+        SpinMethod::Patch => Method::Patch,
+        SpinMethod::Delete => Method::Delete,
+        SpinMethod::Options => Method::Options,
         other => Method::parse(&other.to_string()),
     };
-    let headers = request
+    let mut headers: Vec<(String, String)> = request
         .headers()
+        .entries()
+        .into_iter()
         .map(|(name, value)| {
             (
                 name.to_ascii_lowercase(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                String::from_utf8_lossy(&value).into_owned(),
             )
         })
         .collect();
-    ApiRequest {
-        method,
-        path: request.path().to_string(),
-        query: request.query().to_string(),
-        headers,
-        body: request.into_body(),
+    // WASI HTTP carries the host as the request's authority, not as a
+    // header: put it back where the core looks for it.
+    if !headers.iter().any(|(name, _)| name == "host") {
+        if let Some(authority) = request.authority() {
+            headers.push(("host".into(), authority));
+        }
     }
+    let path_and_query = request.path_with_query().unwrap_or_else(|| "/".into());
+    let mut api_request = ApiRequest::new(method, &path_and_query);
+    api_request.headers = headers;
+    api_request.body = request.into_body().await.map_err(|e| e.to_string())?;
+    Ok(api_request)
 }
 
-fn to_spin_response(response: ApiResponse) -> Response {
-    let mut builder = Response::builder();
-    builder.status(response.status);
-    for (name, value) in response.headers {
-        builder.header(name, value);
+async fn write_response(response_out: ResponseOutparam, response: ApiResponse) {
+    let fields: Vec<(String, Vec<u8>)> = response
+        .headers
+        .into_iter()
+        .map(|(name, value)| (name, value.into_bytes()))
+        .collect();
+    let headers = Fields::from_list(&fields).unwrap_or_else(|error| {
+        eprintln!("invalid response header: {error:?}");
+        Fields::new()
+    });
+    let outgoing = OutgoingResponse::new(headers);
+    if outgoing.set_status_code(response.status).is_err() {
+        eprintln!("invalid response status {}", response.status);
     }
-    builder.body(response.body).build()
+    if let Err(error) = response_out.set_with_body(outgoing, response.body).await {
+        eprintln!("writing the response failed: {error}");
+    }
 }
 
 /// Spin variables of the calling component.
@@ -209,4 +244,18 @@ impl HttpClient for SpinHttp {
             body: response.into_body(),
         })
     }
+}
+
+/// Runs `f` with the Spin implementation of every port; the database is
+/// opened only if `f` uses it.
+pub fn with_services<R>(f: impl FnOnce(&meet_core::ports::Services) -> R) -> R {
+    let db = SpinDatabase::default();
+    let services = meet_core::ports::Services {
+        db: &db,
+        http: &SpinHttp,
+        clock: &SpinClock,
+        random: &SpinRandom,
+        variables: &SpinVariables,
+    };
+    f(&services)
 }

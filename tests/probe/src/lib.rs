@@ -5,12 +5,12 @@ use meet_core::ports::{HttpClient, OutboundRequest};
 use meet_core::{ApiError, ApiRequest, ApiResponse};
 use meet_spin::SpinHttp;
 use serde_json::json;
-use spin_sdk::http::{Request, Response};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(request: Request) -> Response {
-    meet_spin::serve(request, probe)
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    meet_spin::serve(request, response_out, probe).await
 }
 
 fn probe(request: &ApiRequest) -> Result<ApiResponse, ApiError> {

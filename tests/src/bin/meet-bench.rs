@@ -23,12 +23,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
 
-    let instantiation = meet_host::measure_instantiation(
-        &repo_root().join("spin.toml"),
-        None,
-        "identity",
-        200,
-    )?;
+    let instantiation =
+        meet_host::measure_instantiation(&repo_root().join("spin.toml"), None, "identity", 200)?;
     println!(
         "instantiate identity component: {:.3} ms (mean of 200)",
         instantiation.as_secs_f64() * 1000.0
@@ -36,7 +32,13 @@ fn main() -> anyhow::Result<()> {
 
     for (label, path) in [("GET /api/v1.0/config/", "/api/v1.0/config/")] {
         // Warm-up, so that the figures do not include first-use costs.
-        runtime.block_on(load::run(&address, path, CONNECTIONS, Duration::from_secs(1), 200))?;
+        runtime.block_on(load::run(
+            &address,
+            path,
+            CONNECTIONS,
+            Duration::from_secs(1),
+            200,
+        ))?;
         let report = runtime.block_on(load::run(
             &address,
             path,

@@ -1,0 +1,243 @@
+//! Who is calling: the one way every component resolves the caller from a
+//! bearer token or a session cookie (auth.md §3–4, api.md §1.3).
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::http::ApiRequest;
+use crate::oidc::{userinfo_request, OidcSettings};
+use crate::ports::{DbError, Services};
+use crate::sessions::{check_csrf, request_cookie, session_key_hash, SESSION_COOKIE};
+use crate::store::sessions::Session;
+use crate::store::users::{user_from_row, USER_COLUMNS};
+use crate::store::{rows, timestamp};
+use crate::users::{map_claims, User};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Caller {
+    Anonymous,
+    /// Logged in through the browser; the session is kept for logout.
+    Session(User, Session),
+    /// An API client with an OIDC access token.
+    Bearer(User),
+}
+
+impl Caller {
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::Session(user, _) | Caller::Bearer(user) => Some(user),
+        }
+    }
+
+    /// The user, or the 401 every endpoint gives to anonymous callers.
+    pub fn require_user(&self) -> Result<&User, ApiError> {
+        self.user().ok_or(ApiError::NotAuthenticated)
+    }
+
+    /// A permission failure: 401 for anonymous callers, never 403 (api.md §1.4).
+    pub fn deny(&self, error: ApiError) -> ApiError {
+        match self {
+            Caller::Anonymous => ApiError::NotAuthenticated,
+            _ => error,
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> ApiError {
+        ApiError::internal(error)
+    }
+}
+
+/// Resolves the caller: a bearer token first, then the session cookie. A
+/// session-authenticated unsafe request must pass the CSRF check.
+pub fn authenticate(request: &ApiRequest, services: &Services) -> Result<Caller, ApiError> {
+    if let Some(token) = bearer_token(request)? {
+        return authenticate_bearer(&token, services).map(Caller::Bearer);
+    }
+    let Some(cookie) = request_cookie(request, SESSION_COOKIE) else {
+        return Ok(Caller::Anonymous);
+    };
+    let now = services.clock.now();
+    let Some(session) = crate::store::sessions::load(services.db, &session_key_hash(&cookie), now)?
+    else {
+        return Ok(Caller::Anonymous);
+    };
+    let Some(user) = session.user.clone().filter(|user| user.is_active) else {
+        return Ok(Caller::Anonymous);
+    };
+    if !request.method.is_safe() {
+        let trusted = services.settings().list("csrf_trusted_origins")?;
+        check_csrf(
+            request,
+            session.csrf_token.as_deref().unwrap_or(""),
+            &trusted,
+        )?;
+    }
+    Ok(Caller::Session(user, session))
+}
+
+/// The token of an `Authorization: Bearer` header. A header of another
+/// scheme is not ours to judge and is ignored.
+fn bearer_token(request: &ApiRequest) -> Result<Option<String>, ApiError> {
+    let Some(header) = request.header("authorization") else {
+        return Ok(None);
+    };
+    let mut parts = header.split(' ');
+    if !parts
+        .next()
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"))
+    {
+        return Ok(None);
+    }
+    let rest: Vec<&str> = parts.collect();
+    match rest.as_slice() {
+        [] | [""] => Err(ApiError::AuthenticationFailed(
+            "Invalid \"bearer\" header: No credentials provided.".into(),
+        )),
+        [token] => Ok(Some(token.to_string())),
+        _ => Err(ApiError::AuthenticationFailed(
+            "Invalid \"bearer\" header: Credentials string should not contain spaces.".into(),
+        )),
+    }
+}
+
+/// Validates an access token at the provider's userinfo endpoint, with the
+/// resolved user cached under the token's hash for `oidc_bearer_cache_seconds`.
+fn authenticate_bearer(token: &str, services: &Services) -> Result<User, ApiError> {
+    let token_hash = hex::encode(Sha256::digest(token.as_bytes()));
+    let now = services.clock.now();
+    if let Some(user) = cached_bearer_user(services, &token_hash, now)? {
+        return Ok(user);
+    }
+    let settings = services.settings();
+    let oidc = OidcSettings::load(&settings)?;
+    let login_failed = || ApiError::AuthenticationFailed("Login failed".into());
+    let response = services
+        .http
+        .send(userinfo_request(&oidc, token))
+        .map_err(|error| {
+            eprintln!("bearer authentication: {error}");
+            login_failed()
+        })?;
+    if response.status == 401 {
+        if let Some(description) = response
+            .header("www-authenticate")
+            .and_then(error_description)
+        {
+            return Err(ApiError::AuthenticationFailed(description));
+        }
+    }
+    if !(200..300).contains(&response.status) {
+        return Err(login_failed());
+    }
+    let claims = match serde_json::from_slice(&response.body) {
+        Ok(serde_json::Value::Object(claims)) => claims,
+        _ => return Err(login_failed()),
+    };
+    let no_user = || {
+        ApiError::AuthenticationFailed(
+            "Login failed: No user found for the given access token.".into(),
+        )
+    };
+    let claimed = map_claims(&claims, &oidc.claims).map_err(|_| no_user())?;
+    let user = crate::store::users::resolve_login(
+        services.db,
+        &claimed,
+        oidc.fallback_to_email,
+        oidc.create_user,
+        &services.new_uuid(),
+        now,
+    )?
+    .map_err(|_| no_user())?;
+    let ttl = settings.u64("oidc_bearer_cache_seconds")?;
+    if ttl > 0 {
+        services.db.execute(
+            "INSERT INTO meet_bearer_token (token_hash, user_id, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (token_hash) DO UPDATE SET user_id = excluded.user_id, expires_at = excluded.expires_at",
+            &[
+                token_hash.into(),
+                user.id.clone().into(),
+                timestamp(now + time::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX))).into(),
+            ],
+        )?;
+    }
+    Ok(user)
+}
+
+fn cached_bearer_user(
+    services: &Services,
+    token_hash: &str,
+    now: OffsetDateTime,
+) -> Result<Option<User>, ApiError> {
+    let result = services.db.execute(
+        &format!(
+            "SELECT {USER_COLUMNS} FROM meet_bearer_token b JOIN meet_user u ON u.id = b.user_id \
+             WHERE b.token_hash = ? AND b.expires_at > ? AND u.is_active = 1"
+        ),
+        &[token_hash.into(), timestamp(now).into()],
+    )?;
+    let user = rows(&result)
+        .next()
+        .map(|row| user_from_row(&row))
+        .transpose()?;
+    Ok(user)
+}
+
+/// `error_description="..."` of a `WWW-Authenticate` challenge.
+fn error_description(challenge: &str) -> Option<String> {
+    let start = challenge.find("error_description=\"")? + "error_description=\"".len();
+    let rest = &challenge[start..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    fn with_authorization(value: &str) -> ApiRequest {
+        ApiRequest::new(Method::Get, "/").with_header("authorization", value)
+    }
+
+    #[test]
+    fn bearer_headers_are_parsed_as_drf_does() {
+        assert_eq!(
+            bearer_token(&with_authorization("Bearer abc")).unwrap(),
+            Some("abc".into())
+        );
+        assert_eq!(
+            bearer_token(&with_authorization("bearer abc")).unwrap(),
+            Some("abc".into())
+        );
+        assert_eq!(
+            bearer_token(&with_authorization("Basic abc")).unwrap(),
+            None
+        );
+        assert_eq!(
+            bearer_token(&with_authorization("Bearer"))
+                .unwrap_err()
+                .body()["detail"],
+            "Invalid \"bearer\" header: No credentials provided."
+        );
+        assert_eq!(
+            bearer_token(&with_authorization("Bearer a b"))
+                .unwrap_err()
+                .body()["detail"],
+            "Invalid \"bearer\" header: Credentials string should not contain spaces."
+        );
+    }
+
+    #[test]
+    fn reads_the_error_description_of_a_challenge() {
+        assert_eq!(
+            error_description(
+                r#"Bearer error="invalid_token", error_description="The access token expired""#
+            ),
+            Some("The access token expired".into())
+        );
+        assert_eq!(error_description("Bearer"), None);
+    }
+}
