@@ -18,7 +18,7 @@ use crate::users::{map_claims, User};
 pub enum Caller {
     Anonymous,
     /// Logged in through the browser; the session is kept for logout.
-    Session(User, Session),
+    Session(User, Box<Session>),
     /// An API client with an OIDC access token.
     Bearer(User),
 }
@@ -76,7 +76,7 @@ pub fn authenticate(request: &ApiRequest, services: &Services) -> Result<Caller,
             &trusted,
         )?;
     }
-    Ok(Caller::Session(user, session))
+    Ok(Caller::Session(user, Box::new(session)))
 }
 
 /// The token of an `Authorization: Bearer` header. A header of another

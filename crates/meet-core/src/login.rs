@@ -16,7 +16,7 @@ use crate::sessions::{
     csrf_set_cookie, is_secure, request_cookie, request_origin, session_clear_cookie,
     session_key_hash, session_set_cookie, SESSION_COOKIE,
 };
-use crate::store::sessions::{self as session_store, Session};
+use crate::store::sessions::{self as session_store, Session, SessionRecord};
 use crate::store::{rows, timestamp};
 use crate::users::map_claims;
 
@@ -134,15 +134,14 @@ pub fn authenticate(request: &ApiRequest, services: &Services) -> Result<ApiResp
         data.remove("silent");
     }
 
-    session_store::save(
-        services.db,
-        &key_hash,
-        user_id.as_deref(),
-        &data,
-        csrf.as_deref(),
-        context.expires(),
-        services.clock.now(),
-    )?;
+    let record = SessionRecord {
+        key_hash: &key_hash,
+        user_id: user_id.as_deref(),
+        data: &data,
+        csrf_token: csrf.as_deref(),
+        expires_at: context.expires(),
+    };
+    session_store::save(services.db, &record, services.clock.now())?;
     let location = authorization_url(
         oidc,
         &context.absolute("/api/v1.0/callback/"),
@@ -246,16 +245,14 @@ pub fn callback(request: &ApiRequest, services: &Services) -> Result<ApiResponse
             );
             let cookie = context.new_session_key();
             let csrf = services.random.alphanumeric(32);
-            session_store::start_login_session(
-                services.db,
-                Some(&session.key_hash),
-                &session_key_hash(&cookie),
-                &login.user_id,
-                &data,
-                &csrf,
-                context.expires(),
-                now,
-            )?;
+            let record = SessionRecord {
+                key_hash: &session_key_hash(&cookie),
+                user_id: Some(&login.user_id),
+                data: &data,
+                csrf_token: Some(&csrf),
+                expires_at: context.expires(),
+            };
+            session_store::start_login_session(services.db, Some(&session.key_hash), &record, now)?;
             Ok(ApiResponse::redirect(302, &success_url)
                 .with_header(
                     "set-cookie",

@@ -125,6 +125,26 @@ impl Random for OsRandom {
     }
 }
 
+/// An in-memory database with every migration of the repository applied, in
+/// order, as the host applies them (for tests of the store).
+pub fn migrated_database() -> Result<SqliteDatabase, DbError> {
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&directory)
+        .map_err(|error| DbError::Other(format!("{}: {error}", directory.display())))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
+        .collect();
+    files.sort();
+    let db = SqliteDatabase::in_memory()?;
+    for file in files {
+        let sql = std::fs::read_to_string(&file)
+            .map_err(|error| DbError::Other(format!("{}: {error}", file.display())))?;
+        db.execute_batch(&sql)?;
+    }
+    Ok(db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,24 +174,4 @@ mod tests {
             matches!(duplicate, Err(DbError::Constraint(message)) if message.contains("t.name"))
         );
     }
-}
-
-/// An in-memory database with every migration of the repository applied, in
-/// order, as the host applies them (for tests of the store).
-pub fn migrated_database() -> Result<SqliteDatabase, DbError> {
-    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
-    let mut files: Vec<_> = std::fs::read_dir(&directory)
-        .map_err(|error| DbError::Other(format!("{}: {error}", directory.display())))?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
-        .collect();
-    files.sort();
-    let db = SqliteDatabase::in_memory()?;
-    for file in files {
-        let sql = std::fs::read_to_string(&file)
-            .map_err(|error| DbError::Other(format!("{}: {error}", file.display())))?;
-        db.execute_batch(&sql)?;
-    }
-    Ok(db)
 }

@@ -51,28 +51,30 @@ pub fn load(
     }))
 }
 
+/// A session as written.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRecord<'a> {
+    pub key_hash: &'a str,
+    pub user_id: Option<&'a str>,
+    pub data: &'a Map<String, Value>,
+    pub csrf_token: Option<&'a str>,
+    pub expires_at: OffsetDateTime,
+}
+
 /// Creates or replaces a session.
-pub fn save(
-    db: &dyn Database,
-    key_hash: &str,
-    user_id: Option<&str>,
-    data: &Map<String, Value>,
-    csrf_token: Option<&str>,
-    expires_at: OffsetDateTime,
-    now: OffsetDateTime,
-) -> Result<(), DbError> {
+pub fn save(db: &dyn Database, record: &SessionRecord, now: OffsetDateTime) -> Result<(), DbError> {
     db.execute(
         "INSERT INTO meet_session (key_hash, user_id, data, csrf_token, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
          ON CONFLICT (key_hash) DO UPDATE SET user_id = excluded.user_id, data = excluded.data, \
          csrf_token = excluded.csrf_token, expires_at = excluded.expires_at",
         &[
-            key_hash.into(),
-            user_id.map(str::to_string).into(),
-            Value::Object(data.clone()).to_string().into(),
-            csrf_token.map(str::to_string).into(),
+            record.key_hash.into(),
+            record.user_id.map(str::to_string).into(),
+            Value::Object(record.data.clone()).to_string().into(),
+            record.csrf_token.map(str::to_string).into(),
             timestamp(now).into(),
-            timestamp(expires_at).into(),
+            timestamp(record.expires_at).into(),
         ],
     )?;
     Ok(())
@@ -107,11 +109,7 @@ pub fn delete(db: &dyn Database, key_hash: &str) -> Result<(), DbError> {
 pub fn start_login_session(
     db: &dyn Database,
     old_key_hash: Option<&str>,
-    new_key_hash: &str,
-    user_id: &str,
-    data: &Map<String, Value>,
-    csrf_token: &str,
-    expires_at: OffsetDateTime,
+    record: &SessionRecord,
     now: OffsetDateTime,
 ) -> Result<(), DbError> {
     db.execute(
@@ -121,15 +119,7 @@ pub fn start_login_session(
             timestamp(now).into(),
         ],
     )?;
-    save(
-        db,
-        new_key_hash,
-        Some(user_id),
-        data,
-        Some(csrf_token),
-        expires_at,
-        now,
-    )
+    save(db, record, now)
 }
 
 #[cfg(test)]
@@ -141,6 +131,20 @@ mod tests {
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2025-06-30 12:00 UTC);
+
+    fn anonymous<'a>(
+        key_hash: &'a str,
+        data: &'a Map<String, Value>,
+        expires_at: OffsetDateTime,
+    ) -> SessionRecord<'a> {
+        SessionRecord {
+            key_hash,
+            user_id: None,
+            data,
+            csrf_token: None,
+            expires_at,
+        }
+    }
 
     fn hash(n: u8) -> String {
         format!("{n:064}")
@@ -170,7 +174,9 @@ mod tests {
             serde_json::json!({"st": {"nonce": "n"}}),
         );
         let later = NOW + time::Duration::hours(12);
-        save(&db, &hash(1), None, &data, None, later, NOW).unwrap();
+        let anonymous_record = |key_hash, expires_at| anonymous(key_hash, &data, expires_at);
+        let (first, stranger) = (hash(1), hash(3));
+        save(&db, &anonymous_record(&first, later), NOW).unwrap();
         let anonymous = load(&db, &hash(1), NOW).unwrap().unwrap();
         assert_eq!(anonymous.user, None);
         assert_eq!(anonymous.data, data);
@@ -179,25 +185,19 @@ mod tests {
         // An expired stranger's session is purged by the next login.
         save(
             &db,
-            &hash(3),
-            None,
-            &data,
-            None,
-            NOW,
+            &anonymous_record(&stranger, NOW),
             NOW - time::Duration::hours(1),
         )
         .unwrap();
-        start_login_session(
-            &db,
-            Some(&hash(1)),
-            &hash(2),
-            &user.id,
-            &Map::new(),
-            "csrf",
-            later,
-            NOW,
-        )
-        .unwrap();
+        let empty = Map::new();
+        let login = SessionRecord {
+            key_hash: &hash(2),
+            user_id: Some(&user.id),
+            data: &empty,
+            csrf_token: Some("csrf"),
+            expires_at: later,
+        };
+        start_login_session(&db, Some(&hash(1)), &login, NOW).unwrap();
         assert_eq!(load(&db, &hash(1), NOW).unwrap(), None, "old key is gone");
         let logged_in = load(&db, &hash(2), NOW).unwrap().unwrap();
         assert_eq!(logged_in.user.map(|u| u.id), Some(user.id.clone()));
