@@ -5,6 +5,7 @@
 //! For benchmarks, [`measure_instantiation`] times what every request pays
 //! before the guest runs.
 
+pub mod admin;
 pub mod app;
 mod bindings;
 pub mod libsql;
@@ -32,17 +33,20 @@ pub fn migrate(options: &LoadOptions) -> Result<usize> {
     let Some(location) = runtime.databases.get("default") else {
         return Ok(0);
     };
-    let DatabaseLocation::File(path) = location else {
-        anyhow::bail!("[sqlite_database.default]: only local databases can be migrated");
+    let (applied, target) = match location {
+        DatabaseLocation::File(path) => (
+            migrations::apply_to_file(path, &migrations)
+                .with_context(|| format!("migrating {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        DatabaseLocation::Libsql { url, token } => (
+            migrations::apply_to_libsql(libsql::Client::new(url, token), &migrations)
+                .with_context(|| format!("migrating the libSQL database at {url}"))?,
+            url.clone(),
+        ),
     };
-    let applied = migrations::apply_to_file(path, &migrations)
-        .with_context(|| format!("migrating {}", path.display()))?;
     for migration in &applied {
-        println!(
-            "applied migration {} to {}",
-            migration.label(),
-            path.display()
-        );
+        println!("applied migration {} to {target}", migration.label());
     }
     Ok(applied.len())
 }

@@ -55,6 +55,18 @@ enum Command {
         #[command(flatten)]
         app: AppArgs,
     },
+    /// Merge users who share an email (case-insensitive) into the most
+    /// recent one, moving their room and recording accesses.
+    MergeDuplicateUsers {
+        #[command(flatten)]
+        app: AppArgs,
+        /// Only report what would be merged.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only emails containing this text.
+        #[arg(long)]
+        email_filter: Option<String>,
+    },
 }
 
 fn main() {
@@ -69,6 +81,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Build { app } => meet_host::build(&app.from),
         Command::Migrate { app } => {
             migrate(&app.options())?;
+            Ok(())
+        }
+        Command::MergeDuplicateUsers {
+            app,
+            dry_run,
+            email_filter,
+        } => {
+            meet_host::admin::merge_duplicates(&app.options(), email_filter.as_deref(), dry_run)?;
             Ok(())
         }
         Command::Up { app, listen } => {

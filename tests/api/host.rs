@@ -223,3 +223,59 @@ language_code = "{{{{ no_such_variable }}}}"
         "{undefined_variable}"
     );
 }
+
+#[test]
+fn the_operator_merges_users_sharing_an_email() {
+    use meet_e2e::oidc_provider::OidcProvider;
+    let provider = OidcProvider::start();
+    let app = spawn_app_with(AppOptions::default().variables(&provider.variables()));
+    let mut ids = Vec::new();
+    for (sub, email) in [
+        ("old-sub", "Jane@Example.org"),
+        ("new-sub", "jane@example.org"),
+    ] {
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), sub.into());
+        claims.insert("email".into(), email.into());
+        let token = provider.issue_access_token(claims);
+        let me: Value = reqwest::blocking::Client::new()
+            .get(app.url("/api/v1.0/users/me/"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        ids.push(me["id"].as_str().unwrap().to_string());
+    }
+    let merge = |extra: &[&str]| {
+        let output = Command::new(host_binary())
+            .arg("merge-duplicate-users")
+            .arg("--from")
+            .arg(repo_root().join("spin.toml"))
+            .arg("--runtime-config-file")
+            .arg(&app.runtime_config)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let count = || -> i64 {
+        app.db()
+            .query_row("SELECT count(*) FROM meet_user", [], |row| row.get(0))
+            .unwrap()
+    };
+
+    let dry = merge(&["--dry-run"]);
+    assert!(dry.contains("would merge jane@example.org"), "{dry}");
+    assert_eq!(count(), 2);
+
+    let done = merge(&[]);
+    assert!(done.contains(&format!("keeping user {}", ids[1])), "{done}");
+    assert_eq!(count(), 1);
+    assert!(merge(&[]).contains("no users share an email"));
+}

@@ -21,41 +21,6 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Runs every `[component.*.build] command` of a manifest, as `spin build`
-/// does, from the manifest's directory.
-pub fn spin_build(manifest: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(manifest)
-        .with_context(|| format!("reading {}", manifest.display()))?;
-    let parsed: toml::Table = text
-        .parse()
-        .with_context(|| format!("parsing {}", manifest.display()))?;
-    let components = parsed
-        .get("component")
-        .and_then(|c| c.as_table())
-        .cloned()
-        .unwrap_or_default();
-    let dir = manifest.parent().unwrap_or(Path::new("."));
-    for (id, component) in components {
-        let Some(command) = component
-            .get("build")
-            .and_then(|build| build.get("command"))
-            .and_then(|command| command.as_str())
-        else {
-            continue;
-        };
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .current_dir(dir)
-            .status()
-            .with_context(|| format!("building component {id}"))?;
-        if !status.success() {
-            bail!("building component {id} failed: `{command}` exited with {status}");
-        }
-    }
-    Ok(())
-}
-
 /// Path of the host binary next to this test binary's target directory,
 /// built on first use with the same profile.
 pub fn host_binary() -> &'static Path {
@@ -82,7 +47,7 @@ pub fn host_binary() -> &'static Path {
 pub fn build_app() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        spin_build(&repo_root().join("spin.toml")).expect("components build");
+        meet_host::build(&repo_root().join("spin.toml")).expect("components build");
     });
 }
 
@@ -122,6 +87,7 @@ impl AppOptions {
 pub struct TestApp {
     pub address: String,
     pub db_path: PathBuf,
+    pub runtime_config: PathBuf,
     pub log_path: PathBuf,
     pub client: reqwest::blocking::Client,
     /// The client's cookies, as a browser keeps them.
@@ -183,6 +149,7 @@ pub fn start_host(options: &AppOptions) -> anyhow::Result<TestApp> {
     Ok(TestApp {
         address,
         db_path,
+        runtime_config,
         log_path,
         client,
         cookies,

@@ -230,6 +230,89 @@ mod tests {
         );
     }
 
+    fn services_test(http: &crate::native::ScriptedHttp, run: impl FnOnce(&Services)) {
+        use crate::native::{migrated_database, FixedClock, OsRandom};
+        use crate::settings::StaticVariables;
+        let db = migrated_database().unwrap();
+        let clock = FixedClock::new(time::macros::datetime!(2025-06-30 12:00 UTC));
+        let variables = StaticVariables::new(&[
+            ("oidc_rp_sign_algo", "RS256"),
+            ("oidc_op_user_endpoint_format", "AUTO"),
+            ("oidc_op_jwks_endpoint", "https://idp.example/jwks"),
+            ("oidc_rp_client_id", "meet"),
+            ("oidc_rp_client_secret", ""),
+            (
+                "oidc_op_authorization_endpoint",
+                "https://idp.example/authorize",
+            ),
+            ("oidc_op_token_endpoint", "https://idp.example/token"),
+            ("oidc_op_user_endpoint", "https://idp.example/userinfo"),
+            ("oidc_op_logout_endpoint", ""),
+            ("oidc_rp_scopes", "openid email"),
+            ("oidc_use_nonce", "true"),
+            ("oidc_use_pkce", "false"),
+            ("oidc_auth_request_extra_params", "{}"),
+            ("oidc_redirect_field_name", "returnTo"),
+            ("oidc_redirect_allowed_hosts", ""),
+            ("oidc_redirect_require_https", "false"),
+            ("oidc_store_id_token", "true"),
+            ("oidc_create_user", "true"),
+            ("oidc_fallback_to_email_for_identification", "false"),
+            ("oidc_userinfo_essential_claims", ""),
+            ("oidc_userinfo_fullname_fields", "given_name,usual_name"),
+            ("oidc_userinfo_shortname_field", "given_name"),
+            ("login_redirect_url", ""),
+            ("login_redirect_url_failure", ""),
+            ("logout_redirect_url", ""),
+            ("allow_logout_get_method", "true"),
+            ("oidc_bearer_cache_seconds", "60"),
+        ]);
+        let services = Services {
+            db: &db,
+            http,
+            clock: &clock,
+            random: &OsRandom,
+            variables: &variables,
+        };
+        run(&services);
+    }
+
+    #[test]
+    fn bearer_users_are_resolved_once_then_cached() {
+        let http = crate::native::ScriptedHttp::default();
+        http.answer(
+            200,
+            "application/json",
+            r#"{"sub": "robot", "email": "r@x.org"}"#,
+        );
+        services_test(&http, |services| {
+            let request = with_authorization("Bearer token-1");
+            for _ in 0..2 {
+                let caller = authenticate(&request, services).unwrap();
+                assert_eq!(
+                    caller.user().and_then(|u| u.email.as_deref()),
+                    Some("r@x.org")
+                );
+            }
+        });
+        let sent = http.sent();
+        assert_eq!(sent.len(), 1, "the second call is served from the cache");
+        assert_eq!(sent[0].url, "https://idp.example/userinfo");
+        assert!(sent[0]
+            .headers
+            .contains(&("authorization".into(), "Bearer token-1".into())));
+    }
+
+    #[test]
+    fn an_unreachable_provider_is_a_failed_login_not_a_crash() {
+        let http = crate::native::ScriptedHttp::default();
+        services_test(&http, |services| {
+            let error = authenticate(&with_authorization("Bearer t"), services).unwrap_err();
+            assert_eq!(error.status(), 401);
+            assert_eq!(error.body()["detail"], "Login failed");
+        });
+    }
+
     #[test]
     fn reads_the_error_description_of_a_challenge() {
         assert_eq!(

@@ -5,7 +5,13 @@ use std::path::Path;
 
 use time::OffsetDateTime;
 
-use crate::ports::{Clock, Database, DbError, Random, SqlRows, SqlValue};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use crate::ports::{
+    Clock, Database, DbError, HttpClient, HttpError, OutboundRequest, OutboundResponse, Random,
+    SqlRows, SqlValue,
+};
 
 /// SQLite through rusqlite, configured like the host's databases.
 pub struct SqliteDatabase {
@@ -122,6 +128,42 @@ impl Random for OsRandom {
     fn fill(&self, buffer: &mut [u8]) {
         // The OS generator failing leaves no safe way to go on.
         getrandom::fill(buffer).expect("the operating system's random generator failed");
+    }
+}
+
+/// An HTTP client for unit tests: answers from a queue of prepared
+/// responses and records what was sent. An empty queue is a connection error.
+#[derive(Default)]
+pub struct ScriptedHttp {
+    responses: RefCell<VecDeque<OutboundResponse>>,
+    sent: RefCell<Vec<OutboundRequest>>,
+}
+
+impl ScriptedHttp {
+    pub fn answer(&self, status: u16, content_type: &str, body: &str) {
+        self.responses.borrow_mut().push_back(OutboundResponse {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.as_bytes().to_vec(),
+        });
+    }
+
+    pub fn sent(&self) -> Vec<OutboundRequest> {
+        self.sent.borrow().clone()
+    }
+}
+
+impl HttpClient for ScriptedHttp {
+    fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, HttpError> {
+        let url = request.url.clone();
+        self.sent.borrow_mut().push(request);
+        self.responses
+            .borrow_mut()
+            .pop_front()
+            .ok_or_else(|| HttpError {
+                url,
+                reason: "connection refused (no scripted answer)".into(),
+            })
     }
 }
 
