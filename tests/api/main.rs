@@ -4,3 +4,4 @@ mod config;
 mod conventions;
 mod host;
 mod login;
+mod rooms;

@@ -6,13 +6,38 @@ use time::OffsetDateTime;
 
 use crate::error::ApiError;
 use crate::http::ApiRequest;
-use crate::oidc::{userinfo_request, OidcSettings};
+use crate::oidc::userinfo_request;
 use crate::ports::{DbError, Services};
 use crate::sessions::{check_csrf, request_cookie, session_key_hash, SESSION_COOKIE};
+use crate::settings::{SettingError, Settings};
 use crate::store::sessions::Session;
 use crate::store::users::{user_from_row, USER_COLUMNS};
 use crate::store::{rows, timestamp};
-use crate::users::{map_claims, User};
+use crate::users::{map_claims, ClaimSettings, User};
+
+/// What validating a bearer token needs: far less than the login flow, so
+/// that every component can authenticate API clients.
+struct BearerSettings {
+    user_endpoint: String,
+    claims: ClaimSettings,
+    create_user: bool,
+    fallback_to_email: bool,
+}
+
+impl BearerSettings {
+    fn load(settings: &Settings) -> Result<BearerSettings, SettingError> {
+        Ok(BearerSettings {
+            user_endpoint: settings.required_string("oidc_op_user_endpoint")?,
+            claims: ClaimSettings {
+                essential_claims: settings.list("oidc_userinfo_essential_claims")?,
+                full_name_fields: settings.list("oidc_userinfo_fullname_fields")?,
+                short_name_field: settings.string("oidc_userinfo_shortname_field")?,
+            },
+            create_user: settings.bool("oidc_create_user")?,
+            fallback_to_email: settings.bool("oidc_fallback_to_email_for_identification")?,
+        })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Caller {
@@ -113,11 +138,11 @@ fn authenticate_bearer(token: &str, services: &Services) -> Result<User, ApiErro
         return Ok(user);
     }
     let settings = services.settings();
-    let oidc = OidcSettings::load(&settings)?;
+    let oidc = BearerSettings::load(&settings)?;
     let login_failed = || ApiError::AuthenticationFailed("Login failed".into());
     let response = services
         .http
-        .send(userinfo_request(&oidc, token))
+        .send(userinfo_request(&oidc.user_endpoint, token))
         .map_err(|error| {
             eprintln!("bearer authentication: {error}");
             login_failed()

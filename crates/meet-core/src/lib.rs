@@ -13,11 +13,14 @@ pub mod oidc;
 pub mod pagination;
 pub mod pin;
 pub mod ports;
+pub mod roles;
+pub mod rooms_api;
 pub mod routing;
 pub mod sessions;
 pub mod settings;
 pub mod slug;
 pub mod store;
+pub mod throttle;
 pub mod users;
 pub mod users_api;
 

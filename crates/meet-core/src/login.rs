@@ -295,7 +295,10 @@ fn complete_login(
     verify_with_key_set(context, |jwks| {
         verify_id_token(&tokens.id_token, oidc, jwks, expected_nonce, now)
     })?;
-    let userinfo = send_ok(services, userinfo_request(oidc, &tokens.access_token))?;
+    let userinfo = send_ok(
+        services,
+        userinfo_request(&oidc.user_endpoint, &tokens.access_token),
+    )?;
     let claims = if userinfo_is_jwt(oidc.user_endpoint_format, userinfo.header("content-type")) {
         let token = String::from_utf8_lossy(&userinfo.body).trim().to_string();
         verify_with_key_set(context, |jwks| verify_provider_jwt(&token, oidc, jwks, now))?

@@ -261,10 +261,10 @@ pub fn token_request(
 }
 
 /// The userinfo request for an access token.
-pub fn userinfo_request(settings: &OidcSettings, access_token: &str) -> OutboundRequest {
+pub fn userinfo_request(user_endpoint: &str, access_token: &str) -> OutboundRequest {
     OutboundRequest {
         method: "GET".into(),
-        url: settings.user_endpoint.clone(),
+        url: user_endpoint.to_string(),
         headers: vec![("authorization".into(), format!("Bearer {access_token}"))],
         body: Vec::new(),
     }

@@ -5,6 +5,7 @@
 //! one; then the others are deleted. One transaction per email.
 
 use crate::ports::{Database, DbError, SqlValue};
+use crate::roles::sql_rank as rank;
 use crate::store::rows;
 
 /// What was (or, in a dry run, would be) merged for one email.
@@ -13,13 +14,6 @@ pub struct MergedEmail {
     pub email: String,
     pub kept_user: String,
     pub removed_users: Vec<String>,
-}
-
-/// Role rank for "the higher role wins", in SQL.
-const RANK: &str = "CASE {} WHEN 'owner' THEN 3 WHEN 'administrator' THEN 2 ELSE 1 END";
-
-fn rank(column: &str) -> String {
-    RANK.replace("{}", column)
 }
 
 /// Finds the groups of users sharing an email (ASCII case-insensitively, as

@@ -2,7 +2,9 @@
 //! [`Database`](crate::ports::Database) port. Statements are few per request:
 //! in production each one is a network round trip to libSQL.
 
+pub mod cache;
 pub mod merge;
+pub mod rooms;
 pub mod sessions;
 pub mod users;
 

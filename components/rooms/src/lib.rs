@@ -1,0 +1,45 @@
+//! The rooms component: rooms, their LiveKit tokens and the room-creation
+//! callback (api.md §4).
+
+use meet_core::ports::Services;
+use meet_core::routing::{Resolution, Router};
+use meet_core::{rooms_api, ApiError, ApiRequest, ApiResponse};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use spin_sdk::http_component;
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Rooms,
+    CreationCallback,
+    Room,
+}
+
+#[http_component]
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    meet_spin::serve(request, response_out, |request| {
+        meet_spin::with_services(|services| route(request, services))
+    })
+    .await
+}
+
+fn router() -> Router<Route> {
+    Router::new()
+        .route("/api/v1.0/rooms/", Route::Rooms)
+        .route(
+            "/api/v1.0/rooms/creation-callback/",
+            Route::CreationCallback,
+        )
+        .route("/api/v1.0/rooms/{id}/", Route::Room)
+}
+
+fn route(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
+    let (route, params) = match router().resolve(request)? {
+        Resolution::Redirect(response) => return Ok(response),
+        Resolution::Matched(route, params) => (route, params),
+    };
+    match route {
+        Route::Rooms => rooms_api::rooms(request, services),
+        Route::CreationCallback => rooms_api::creation_callback(request, services),
+        Route::Room => rooms_api::room(request, services, &params[0]),
+    }
+}

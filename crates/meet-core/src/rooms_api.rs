@@ -1,0 +1,553 @@
+//! The rooms endpoints (api.md §2, §4): list, create, retrieve (with
+//! unregistered rooms), update, delete and the room-creation callback.
+
+use serde_json::{json, Map, Value};
+
+use meet_livekit::{
+    participant_token, Caller as TokenCaller, LiveKitCredentials, LiveKitObject, ParticipantGrant,
+};
+
+use crate::auth::{authenticate, Caller};
+use crate::body::parse_object;
+use crate::error::{ApiError, FieldErrors};
+use crate::http::{ApiRequest, ApiResponse, Method};
+use crate::pagination::{empty_page, paginate, PAGE_SIZE};
+use crate::pin::generate_pin;
+use crate::ports::Services;
+use crate::roles::{AccessLevel, Role};
+use crate::settings::{SettingError, Settings};
+use crate::slug::{parse_uuid_like, slugify};
+use crate::store::cache;
+use crate::store::rooms::{self as room_store, NewRoom, Room, RoomKey, RoomView, RoomWriteError};
+
+const NAME_MAX: usize = 500;
+const SLUG_MAX: usize = 100;
+
+fn method_not_allowed(request: &ApiRequest) -> ApiError {
+    ApiError::MethodNotAllowed(request.method.as_str().to_string())
+}
+
+/// What minting LiveKit tokens needs; read only when a token is minted.
+struct LiveKit {
+    url: String,
+    credentials: LiveKitCredentials,
+}
+
+impl LiveKit {
+    fn load(settings: &Settings) -> Result<LiveKit, SettingError> {
+        Ok(LiveKit {
+            url: settings.required_string("livekit_api_url")?,
+            credentials: LiveKitCredentials {
+                api_key: settings.required_string("livekit_api_key")?,
+                api_secret: settings.required_string("livekit_api_secret")?,
+            },
+        })
+    }
+
+    /// `{"url", "room", "token"}` for `caller` joining LiveKit room `room`.
+    fn object(
+        &self,
+        services: &Services,
+        caller: &Caller,
+        room: &str,
+        username: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let anonymous_identity;
+        let token_caller = match caller.user() {
+            Some(user) => TokenCaller::Authenticated {
+                sub: user.sub.as_deref(),
+                display_name: user.display_name(),
+            },
+            None => {
+                anonymous_identity = services.new_uuid();
+                TokenCaller::Anonymous {
+                    identity: &anonymous_identity,
+                }
+            }
+        };
+        let grant = ParticipantGrant::for_caller(room, token_caller, username, None);
+        let token = participant_token(&self.credentials, &grant, services.clock.now().into())
+            .map_err(ApiError::internal)?;
+        Ok(LiveKitObject {
+            url: self.url.clone(),
+            room: room.to_string(),
+            token,
+        }
+        .to_json())
+    }
+}
+
+/// The `username` query parameter (the frontend always sends it, maybe empty).
+fn username(request: &ApiRequest) -> Option<String> {
+    request
+        .query_param("username")
+        .filter(|name| !name.is_empty())
+}
+
+/// The room object of api.md §2.4 as this caller sees it.
+fn room_json(
+    view: &RoomView,
+    caller: &Caller,
+    services: &Services,
+    username: Option<&str>,
+    livekit: &mut Option<LiveKit>,
+) -> Result<Value, ApiError> {
+    let room = &view.room;
+    let administrable = view.role.is_some_and(Role::is_privileged);
+    let mut object = Map::new();
+    object.insert("id".into(), json!(room.id));
+    object.insert("name".into(), json!(room.name));
+    object.insert("slug".into(), json!(room.slug));
+    if administrable {
+        object.insert("configuration".into(), room.configuration.clone());
+    }
+    object.insert("access_level".into(), json!(room.access_level.as_str()));
+    if administrable {
+        object.insert(
+            "accesses".into(),
+            json!(view.accesses.clone().unwrap_or_default()),
+        );
+    }
+    object.insert("is_administrable".into(), json!(administrable));
+    if room
+        .access_level
+        .lets_join(caller.user().is_some(), view.role)
+    {
+        if livekit.is_none() {
+            *livekit = Some(LiveKit::load(&services.settings())?);
+        }
+        if let Some(livekit) = livekit {
+            object.insert(
+                "livekit".into(),
+                livekit.object(services, caller, &room.id, username)?,
+            );
+        }
+    }
+    Ok(Value::Object(object))
+}
+
+/// `/rooms/`: list (GET) and create (POST).
+pub fn rooms(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(request, services)?;
+    match request.method {
+        Method::Get | Method::Head => list(request, services, &caller),
+        Method::Post => create(request, services, &caller),
+        _ => Err(method_not_allowed(request)),
+    }
+}
+
+fn list(
+    request: &ApiRequest,
+    services: &Services,
+    caller: &Caller,
+) -> Result<ApiResponse, ApiError> {
+    let Some(user) = caller.user() else {
+        return Ok(ApiResponse::json(200, &empty_page()));
+    };
+    let username = username(request);
+    let mut livekit = None;
+    let views = std::cell::RefCell::new(Vec::new());
+    let mut page = paginate(
+        request,
+        PAGE_SIZE,
+        |limit, offset| {
+            let (total, found) = room_store::list_for_user(services.db, &user.id, limit, offset)?;
+            *views.borrow_mut() = found.clone();
+            Ok::<_, ApiError>((total, found))
+        },
+        |_| Value::Null,
+    )?;
+    let results = views
+        .borrow()
+        .iter()
+        .map(|view| room_json(view, caller, services, username.as_deref(), &mut livekit))
+        .collect::<Result<Vec<_>, _>>()?;
+    page["results"] = Value::Array(results);
+    Ok(ApiResponse::json(200, &page))
+}
+
+/// The validated writable fields of a room.
+struct RoomInput {
+    name: Option<String>,
+    access_level: Option<AccessLevel>,
+    configuration: Option<Value>,
+}
+
+/// Field validation of the room serializer (api.md §2.2).
+fn parse_room_input(body: &Map<String, Value>, partial: bool) -> Result<RoomInput, ApiError> {
+    let mut errors = FieldErrors::new();
+    let name = match body.get("name") {
+        None if partial => None,
+        None => {
+            errors.add("name", "This field is required.");
+            None
+        }
+        Some(Value::Null) => {
+            errors.add("name", "This field may not be null.");
+            None
+        }
+        Some(Value::String(name)) => {
+            let name = name.trim();
+            if name.is_empty() {
+                errors.add("name", "This field may not be blank.");
+            } else if name.chars().count() > NAME_MAX {
+                errors.add(
+                    "name",
+                    format!("Ensure this field has no more than {NAME_MAX} characters."),
+                );
+            }
+            Some(name.to_string())
+        }
+        Some(_) => {
+            errors.add("name", "Not a valid string.");
+            None
+        }
+    };
+    let access_level = match body.get("access_level") {
+        None => None,
+        Some(Value::String(level)) => match level.parse() {
+            Ok(level) => Some(level),
+            Err(()) => {
+                errors.add(
+                    "access_level",
+                    format!("\"{level}\" is not a valid choice."),
+                );
+                None
+            }
+        },
+        Some(other) => {
+            errors.add(
+                "access_level",
+                format!("\"{other}\" is not a valid choice."),
+            );
+            None
+        }
+    };
+    let configuration = match body.get("configuration") {
+        Some(Value::Null) => {
+            errors.add("configuration", "This field may not be null.");
+            None
+        }
+        other => other.cloned(),
+    };
+    errors.into_result()?;
+    Ok(RoomInput {
+        name,
+        access_level,
+        configuration,
+    })
+}
+
+/// The model's checks on a name's slug: reserved, too long.
+fn checked_slug(name: &str) -> Result<String, ApiError> {
+    let slug = slugify(name);
+    if slug.is_empty() {
+        return Err(ApiError::Validation(FieldErrors::single(
+            "name",
+            format!("Room name \"{name}\" has no letter or digit to make a room address from."),
+        )));
+    }
+    if parse_uuid_like(&slug).is_some() {
+        return Err(ApiError::Validation(FieldErrors::single(
+            "name",
+            format!("Room name \"{name}\" is reserved."),
+        )));
+    }
+    let length = slug.chars().count();
+    if length > SLUG_MAX {
+        return Err(ApiError::Validation(FieldErrors::single(
+            "slug",
+            format!("Ensure this value has at most {SLUG_MAX} characters (it has {length})."),
+        )));
+    }
+    Ok(slug)
+}
+
+fn slug_taken() -> ApiError {
+    ApiError::Validation(FieldErrors::single(
+        "slug",
+        "Room with this Slug already exists.",
+    ))
+}
+
+fn create(
+    request: &ApiRequest,
+    services: &Services,
+    caller: &Caller,
+) -> Result<ApiResponse, ApiError> {
+    let user = caller.require_user()?;
+    let body = parse_object(request)?;
+    let input = parse_room_input(&body, false)?;
+    let name = input.name.unwrap_or_default();
+    let slug = checked_slug(&name)?;
+    let settings = services.settings();
+    let access_level = match input.access_level {
+        Some(level) => level,
+        None => settings
+            .string("resource_default_access_level")?
+            .parse()
+            .map_err(|()| {
+                SettingError::new(
+                    "resource_default_access_level",
+                    "must be public, trusted or restricted",
+                )
+            })?,
+    };
+    let configuration = input.configuration.unwrap_or_else(|| json!({}));
+    let room_id = services.new_uuid();
+    let access_id = services.new_uuid();
+    let now = services.clock.now();
+
+    let telephony = settings.bool("room_telephony_enabled")?;
+    let pin_attempts = if telephony {
+        settings.u64("room_telephony_pin_max_retries")?.max(1)
+    } else {
+        1
+    };
+    let mut stored = false;
+    for _ in 0..pin_attempts {
+        let pin = if telephony {
+            let length = settings.u64("room_telephony_pin_length")?;
+            Some(generate_pin(length, services.random).map_err(|error| {
+                SettingError::new("room_telephony_pin_length", error.to_string())
+            })?)
+        } else {
+            None
+        };
+        let new_room = NewRoom {
+            id: &room_id,
+            name: &name,
+            slug: &slug,
+            access_level,
+            configuration: &configuration,
+            pin_code: pin.as_deref(),
+            owner_id: &user.id,
+            owner_access_id: &access_id,
+        };
+        match room_store::create(services.db, &new_room, now) {
+            Ok(()) => {
+                stored = true;
+                break;
+            }
+            Err(RoomWriteError::PinTaken) => continue,
+            Err(RoomWriteError::SlugTaken) => return Err(slug_taken()),
+            Err(RoomWriteError::Db(error)) => return Err(error.into()),
+        }
+    }
+    if !stored {
+        // Every PIN drawn was taken: the room is still created, without one.
+        eprintln!(
+            "Failed to generate unique PIN code of length {} after {pin_attempts} attempts",
+            settings.u64("room_telephony_pin_length")?
+        );
+        let new_room = NewRoom {
+            id: &room_id,
+            name: &name,
+            slug: &slug,
+            access_level,
+            configuration: &configuration,
+            pin_code: None,
+            owner_id: &user.id,
+            owner_access_id: &access_id,
+        };
+        room_store::create(services.db, &new_room, now).map_err(|error| match error {
+            RoomWriteError::SlugTaken => slug_taken(),
+            other => ApiError::internal(other),
+        })?;
+    }
+
+    if let Some(callback_id) = body
+        .get("callback_id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+    {
+        let ttl = settings.u64("room_creation_callback_cache_timeout")?;
+        cache::purge_expired(services.db, now)?;
+        cache::set(
+            services.db,
+            &format!("room-creation-callback_{callback_id}"),
+            &json!({"slug": slug}).to_string(),
+            ttl,
+            now,
+        )?;
+    }
+
+    let view = RoomView {
+        room: Room {
+            id: room_id.clone(),
+            name,
+            slug,
+            access_level,
+            configuration,
+        },
+        role: Some(Role::Owner),
+        accesses: Some(vec![json!({
+            "id": access_id,
+            "user": user.to_json(),
+            "resource": room_id,
+            "role": Role::Owner.as_str(),
+        })]),
+    };
+    let body = room_json(
+        &view,
+        caller,
+        services,
+        username(request).as_deref(),
+        &mut None,
+    )?;
+    Ok(ApiResponse::json(201, &body))
+}
+
+/// `/rooms/{id}/`: retrieve, update, delete.
+pub fn room(
+    request: &ApiRequest,
+    services: &Services,
+    path_value: &str,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(request, services)?;
+    match request.method {
+        Method::Get | Method::Head => retrieve(request, services, &caller, path_value),
+        Method::Put | Method::Patch => update(request, services, &caller, path_value),
+        Method::Delete => destroy(services, &caller, path_value),
+        _ => Err(method_not_allowed(request)),
+    }
+}
+
+fn find(
+    services: &Services,
+    caller: &Caller,
+    path_value: &str,
+) -> Result<Option<RoomView>, ApiError> {
+    let user_id = caller.user().map(|user| user.id.as_str());
+    Ok(room_store::find(
+        services.db,
+        &RoomKey::from_path(path_value),
+        user_id,
+    )?)
+}
+
+fn retrieve(
+    request: &ApiRequest,
+    services: &Services,
+    caller: &Caller,
+    path_value: &str,
+) -> Result<ApiResponse, ApiError> {
+    let username = username(request);
+    if let Some(view) = find(services, caller, path_value)? {
+        let body = room_json(&view, caller, services, username.as_deref(), &mut None)?;
+        return Ok(ApiResponse::json(200, &body));
+    }
+    // Unregistered rooms: a token for the slug, if the setting allows it.
+    let livekit_room = slugify(path_value);
+    if livekit_room.is_empty() || !services.settings().bool("allow_unregistered_rooms")? {
+        return Err(ApiError::NotFound("Room"));
+    }
+    let livekit = LiveKit::load(&services.settings())?;
+    let object = livekit.object(services, caller, &livekit_room, username.as_deref())?;
+    Ok(ApiResponse::json(
+        200,
+        &json!({"id": null, "livekit": object}),
+    ))
+}
+
+fn update(
+    request: &ApiRequest,
+    services: &Services,
+    caller: &Caller,
+    path_value: &str,
+) -> Result<ApiResponse, ApiError> {
+    caller.require_user()?;
+    let view = find(services, caller, path_value)?.ok_or(ApiError::NotFound("Room"))?;
+    if !view.role.is_some_and(Role::is_privileged) {
+        return Err(caller.deny(ApiError::permission_denied()));
+    }
+    let body = parse_object(request)?;
+    let input = parse_room_input(&body, request.method == Method::Patch)?;
+    let mut room = view.room.clone();
+    if let Some(name) = input.name {
+        room.slug = checked_slug(&name)?;
+        room.name = name;
+    }
+    if let Some(level) = input.access_level {
+        room.access_level = level;
+    }
+    if let Some(configuration) = input.configuration {
+        room.configuration = configuration;
+    }
+    room_store::update(services.db, &room, services.clock.now()).map_err(|error| match error {
+        RoomWriteError::SlugTaken => slug_taken(),
+        other => ApiError::internal(other),
+    })?;
+    let view = room_store::find(
+        services.db,
+        &RoomKey::Id(room.id.clone()),
+        caller.user().map(|user| user.id.as_str()),
+    )?
+    .ok_or(ApiError::NotFound("Room"))?;
+    let body = room_json(
+        &view,
+        caller,
+        services,
+        username(request).as_deref(),
+        &mut None,
+    )?;
+    Ok(ApiResponse::json(200, &body))
+}
+
+fn destroy(
+    services: &Services,
+    caller: &Caller,
+    path_value: &str,
+) -> Result<ApiResponse, ApiError> {
+    caller.require_user()?;
+    let view = find(services, caller, path_value)?.ok_or(ApiError::NotFound("Room"))?;
+    if view.role != Some(Role::Owner) {
+        return Err(caller.deny(ApiError::permission_denied()));
+    }
+    room_store::delete(services.db, &view.room.id)?;
+    Ok(ApiResponse::empty(204))
+}
+
+/// `/rooms/creation-callback/`: the slug of a room created in another
+/// window, read once.
+pub fn creation_callback(
+    request: &ApiRequest,
+    services: &Services,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(request, services)?;
+    if request.method != Method::Post {
+        return Err(method_not_allowed(request));
+    }
+    if caller.user().is_none() {
+        crate::throttle::check(
+            request,
+            services,
+            "creation_callback",
+            "creation_callback_throttle_rates",
+        )?;
+    }
+    let body = parse_object(request)?;
+    let callback_id = match body.get("callback_id") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::Validation(FieldErrors::single(
+                "callback_id",
+                "This field is required.",
+            )))
+        }
+        Some(Value::String(id)) => id.clone(),
+        Some(other) => other.to_string(),
+    };
+    let now = services.clock.now();
+    let stored = cache::take(
+        services.db,
+        &format!("room-creation-callback_{callback_id}"),
+        now,
+    )?;
+    let room = stored
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .unwrap_or_else(|| json!({}));
+    Ok(ApiResponse::json(
+        200,
+        &json!({"status": "success", "room": room}),
+    ))
+}
