@@ -30,7 +30,6 @@ pub fn rooms_app(extra: &[(&str, &str)]) -> (OidcProvider, TestApp) {
 pub struct Person {
     pub token: Option<String>,
     pub id: String,
-    pub email: String,
 }
 
 impl Person {
@@ -47,10 +46,10 @@ impl Person {
             .unwrap()
             .json()
             .unwrap();
+        assert_eq!(me["email"], email.as_str());
         Person {
             token: Some(token),
             id: me["id"].as_str().unwrap().to_string(),
-            email,
         }
     }
 
@@ -58,7 +57,6 @@ impl Person {
         Person {
             token: None,
             id: String::new(),
-            email: String::new(),
         }
     }
 

@@ -33,11 +33,12 @@ impl LoadReport {
     }
 }
 
-/// Loads `GET http://<address><path>` with `connections` connections for
-/// `duration`; every answer must have status `expected_status`.
+/// Loads `GET http://<address><path>` (with `headers`) on `connections`
+/// connections for `duration`; every answer must have `expected_status`.
 pub async fn run(
     address: &str,
     path: &str,
+    headers: &[(String, String)],
     connections: usize,
     duration: Duration,
     expected_status: u16,
@@ -48,8 +49,9 @@ pub async fn run(
     for _ in 0..connections {
         let address = address.to_string();
         let path = path.to_string();
+        let headers = headers.to_vec();
         tasks.push(tokio::spawn(async move {
-            one_connection(&address, &path, deadline, expected_status).await
+            one_connection(&address, &path, &headers, deadline, expected_status).await
         }));
     }
     let mut latencies = Vec::new();
@@ -68,6 +70,7 @@ pub async fn run(
 async fn one_connection(
     address: &str,
     path: &str,
+    headers: &[(String, String)],
     deadline: Instant,
     expected_status: u16,
 ) -> anyhow::Result<Vec<Duration>> {
@@ -77,9 +80,11 @@ async fn one_connection(
     tokio::spawn(connection);
     let mut latencies = Vec::new();
     while Instant::now() < deadline {
-        let request = hyper::Request::get(path)
-            .header("host", address)
-            .body(Empty::<Bytes>::new())?;
+        let mut request = hyper::Request::get(path).header("host", address);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request.body(Empty::<Bytes>::new())?;
         let started = Instant::now();
         let response = sender.send_request(request).await?;
         let status = response.status().as_u16();

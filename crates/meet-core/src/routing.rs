@@ -95,8 +95,13 @@ fn match_segments(segments: &[Segment], parts: &[&str]) -> Option<PathParams> {
     for (segment, part) in segments.iter().zip(parts) {
         match segment {
             Segment::Literal(literal) if literal == part => {}
-            Segment::Param if !part.is_empty() && !part.contains('.') => {
-                params.push(part.to_string())
+            Segment::Param => {
+                // Django matches on the decoded path.
+                let decoded = percent_encoding::percent_decode_str(part).decode_utf8_lossy();
+                if decoded.is_empty() || decoded.contains('.') || decoded.contains('/') {
+                    return None;
+                }
+                params.push(decoded.into_owned());
             }
             _ => return None,
         }
@@ -164,6 +169,15 @@ mod tests {
             panic!("expected a redirect");
         };
         assert_eq!(response.status, 308);
+    }
+
+    #[test]
+    fn parameters_are_percent_decoded() {
+        assert_eq!(
+            resolve(Method::Get, "/api/v1.0/rooms/R%C3%A9union/").unwrap(),
+            Resolution::Matched("detail", vec!["Réunion".to_string()])
+        );
+        assert!(resolve(Method::Get, "/api/v1.0/rooms/a%2Eb/").is_err());
     }
 
     #[test]
