@@ -298,22 +298,22 @@ fn create(
     let access_id = services.new_uuid();
     let now = services.clock.now();
 
+    // Telephony: a random PIN, drawn again on a collision; after the last
+    // attempt the room is created without one (domain.md §8).
     let telephony = settings.bool("room_telephony_enabled")?;
-    let pin_attempts = if telephony {
-        settings.u64("room_telephony_pin_max_retries")?.max(1)
-    } else {
-        1
+    let draw_pin = || -> Result<Option<String>, ApiError> {
+        if !telephony {
+            return Ok(None);
+        }
+        let length = settings.u64("room_telephony_pin_length")?;
+        let pin = generate_pin(length, services.random)
+            .map_err(|error| SettingError::new("room_telephony_pin_length", error.to_string()))?;
+        Ok(Some(pin))
     };
-    let mut stored = false;
-    for _ in 0..pin_attempts {
-        let pin = if telephony {
-            let length = settings.u64("room_telephony_pin_length")?;
-            Some(generate_pin(length, services.random).map_err(|error| {
-                SettingError::new("room_telephony_pin_length", error.to_string())
-            })?)
-        } else {
-            None
-        };
+    let max_attempts = settings.u64("room_telephony_pin_max_retries")?.max(1);
+    let mut pin = draw_pin()?;
+    let mut attempts = 1;
+    loop {
         let new_room = NewRoom {
             id: &room_id,
             name: &name,
@@ -325,35 +325,21 @@ fn create(
             owner_access_id: &access_id,
         };
         match room_store::create(services.db, &new_room, now) {
-            Ok(()) => {
-                stored = true;
-                break;
+            Ok(()) => break,
+            Err(RoomWriteError::PinTaken) if attempts < max_attempts => {
+                pin = draw_pin()?;
+                attempts += 1;
             }
-            Err(RoomWriteError::PinTaken) => continue,
+            Err(RoomWriteError::PinTaken) => {
+                eprintln!(
+                    "Failed to generate unique PIN code of length {} after {attempts} attempts",
+                    pin.as_deref().map_or(0, str::len)
+                );
+                pin = None;
+            }
             Err(RoomWriteError::SlugTaken) => return Err(slug_taken()),
             Err(RoomWriteError::Db(error)) => return Err(error.into()),
         }
-    }
-    if !stored {
-        // Every PIN drawn was taken: the room is still created, without one.
-        eprintln!(
-            "Failed to generate unique PIN code of length {} after {pin_attempts} attempts",
-            settings.u64("room_telephony_pin_length")?
-        );
-        let new_room = NewRoom {
-            id: &room_id,
-            name: &name,
-            slug: &slug,
-            access_level,
-            configuration: &configuration,
-            pin_code: None,
-            owner_id: &user.id,
-            owner_access_id: &access_id,
-        };
-        room_store::create(services.db, &new_room, now).map_err(|error| match error {
-            RoomWriteError::SlugTaken => slug_taken(),
-            other => ApiError::internal(other),
-        })?;
     }
 
     if let Some(callback_id) = body
