@@ -3,6 +3,7 @@
 //! Everything here is plain Rust with no I/O of its own: components built for
 //! Spin and native tests drive it through the ports of [`ports`].
 
+pub mod accesses;
 pub mod auth;
 pub mod body;
 pub mod config;

@@ -2,6 +2,7 @@
 //! [`Database`](crate::ports::Database) port. Statements are few per request:
 //! in production each one is a network round trip to libSQL.
 
+pub mod accesses;
 pub mod cache;
 pub mod merge;
 pub mod rooms;
