@@ -1,5 +1,6 @@
 //! Black-box tests: the real components on the host, over HTTP.
 
+mod accesses;
 mod config;
 mod conventions;
 mod host;
