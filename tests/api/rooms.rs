@@ -625,3 +625,66 @@ fn authorization_matrix() {
         .unwrap();
     assert_eq!(anonymous_unknown.status(), 401);
 }
+
+#[test]
+fn a_shared_room_keeps_its_last_owner() {
+    let (provider, app) = rooms_app(&[]);
+    let owner = Person::new(&provider, &app, "owner");
+    let guest = Person::new(&provider, &app, "guest");
+    let room = owner.create_room(&app, "Shared", "restricted");
+    let id = room["id"].as_str().unwrap();
+    let own_access = room["accesses"][0]["id"].as_str().unwrap().to_string();
+
+    let before: Value = guest
+        .request(&app, Method::GET, &format!("/api/v1.0/rooms/{id}/"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        before.get("livekit").is_none(),
+        "a stranger goes through the lobby"
+    );
+    owner.grant(&app, id, &guest, "member");
+    let after: Value = guest
+        .request(&app, Method::GET, &format!("/api/v1.0/rooms/{id}/"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        after["livekit"]["token"].is_string(),
+        "a member joins directly"
+    );
+
+    for attempt in [
+        owner.request(
+            &app,
+            Method::DELETE,
+            &format!("/api/v1.0/resource-accesses/{own_access}/"),
+        ),
+        owner
+            .request(
+                &app,
+                Method::PATCH,
+                &format!("/api/v1.0/resource-accesses/{own_access}/"),
+            )
+            .json(&json!({"role": "member"})),
+    ] {
+        let response = attempt.send().unwrap();
+        assert_eq!(response.status(), 403);
+        assert_eq!(
+            response.json::<Value>().unwrap(),
+            json!({"detail": "A resource should keep at least one owner."})
+        );
+    }
+    let owners: i64 = app
+        .db()
+        .query_row(
+            "SELECT count(*) FROM meet_resource_access WHERE role = 'owner'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(owners, 1);
+}
