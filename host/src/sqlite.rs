@@ -16,7 +16,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// calls run on tokio's blocking pool; the mutex lets the connection move
 /// there and back.
 pub enum Connection {
-    Local(Arc<Mutex<rusqlite::Connection>>),
+    Local(Arc<Mutex<rusqlite::Connection>>, FilePool),
     Libsql(Arc<Mutex<crate::libsql::Stream>>),
 }
 
@@ -31,14 +31,52 @@ pub struct SqliteCtx {
 
 /// A database as requests open it.
 pub enum Database {
-    File(std::path::PathBuf),
+    File(FilePool),
     Libsql(Arc<crate::libsql::Client>),
+}
+
+/// Idle connections to one database file. Requests reuse them, so SQLite's
+/// parsed schema and prepared statements survive from one request to the
+/// next instead of being rebuilt on every `open`.
+#[derive(Clone)]
+pub struct FilePool {
+    path: std::path::PathBuf,
+    idle: Arc<Mutex<Vec<rusqlite::Connection>>>,
+}
+
+/// Idle connections kept per database file.
+const MAX_IDLE_CONNECTIONS: usize = 64;
+
+impl FilePool {
+    fn take(&self) -> rusqlite::Result<rusqlite::Connection> {
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match reused {
+            Some(conn) => Ok(conn),
+            None => open_file(&self.path),
+        }
+    }
+
+    /// Takes a connection back, unless a guest left a transaction open on
+    /// it: that one is rolled back by closing it.
+    fn give_back(&self, conn: rusqlite::Connection) {
+        if !conn.is_autocommit() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE_CONNECTIONS {
+                idle.push(conn);
+            }
+        }
+    }
 }
 
 impl Database {
     pub fn new(location: &DatabaseLocation) -> Self {
         match location {
-            DatabaseLocation::File(path) => Self::File(path.clone()),
+            DatabaseLocation::File(path) => Self::File(FilePool {
+                path: path.clone(),
+                idle: Arc::new(Mutex::new(Vec::new())),
+            }),
             DatabaseLocation::Libsql { url, token } => {
                 Self::Libsql(crate::libsql::Client::new(url, token))
             }
@@ -169,11 +207,11 @@ impl wit::HostConnection for SqliteView<'_> {
             return Ok(Err(Error::AccessDenied));
         }
         let connection = match db {
-            Database::File(path) => {
-                let path = path.clone();
-                let opened = tokio::task::spawn_blocking(move || open_file(&path)).await;
+            Database::File(pool) => {
+                let source = pool.clone();
+                let opened = tokio::task::spawn_blocking(move || source.take()).await;
                 match opened {
-                    Ok(Ok(conn)) => Connection::Local(Arc::new(Mutex::new(conn))),
+                    Ok(Ok(conn)) => Connection::Local(Arc::new(Mutex::new(conn)), pool.clone()),
                     Ok(Err(err)) => return Ok(Err(to_error(err))),
                     Err(err) => return Ok(Err(Error::Io(err.to_string()))),
                 }
@@ -196,7 +234,7 @@ impl wit::HostConnection for SqliteView<'_> {
             return Ok(Err(Error::InvalidConnection));
         };
         let result = match conn {
-            Connection::Local(inner) => {
+            Connection::Local(inner, _) => {
                 let inner = inner.clone();
                 tokio::task::spawn_blocking(move || {
                     let conn = inner.lock().map_err(|_| Error::InvalidConnection)?;
@@ -217,13 +255,24 @@ impl wit::HostConnection for SqliteView<'_> {
     }
 
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
-        if let Connection::Libsql(stream) = self.table.delete(connection)? {
-            // Free the server-side stream without holding up the guest.
-            tokio::task::spawn_blocking(move || {
-                if let Ok(mut stream) = stream.lock() {
-                    stream.close();
+        match self.table.delete(connection)? {
+            Connection::Local(conn, pool) => {
+                // Statements run on the blocking pool hold a clone only
+                // while they run; once the guest drops it, it is ours.
+                if let Ok(conn) = Arc::try_unwrap(conn) {
+                    if let Ok(conn) = conn.into_inner() {
+                        pool.give_back(conn);
+                    }
                 }
-            });
+            }
+            Connection::Libsql(stream) => {
+                // Free the server-side stream without holding up the guest.
+                tokio::task::spawn_blocking(move || {
+                    if let Ok(mut stream) = stream.lock() {
+                        stream.close();
+                    }
+                });
+            }
         }
         Ok(())
     }

@@ -126,11 +126,16 @@ pub fn list_for_user(
     limit: u64,
     offset: u64,
 ) -> Result<(u64, Vec<RoomView>), DbError> {
+    // Page first (names and the total only), then the views of that page:
+    // the per-room subqueries run for 20 rooms, not for all of them.
     let result = db.execute(
         &format!(
-            "SELECT {}, count(*) OVER () AS total FROM meet_room r \
-             WHERE r.id IN (SELECT resource_id FROM meet_resource_access WHERE user_id = ?1) \
-             ORDER BY r.name, r.id LIMIT ?2 OFFSET ?3",
+            "WITH page AS ( \
+               SELECT r.id, count(*) OVER () AS total FROM meet_room r \
+               WHERE r.id IN (SELECT resource_id FROM meet_resource_access WHERE user_id = ?1) \
+               ORDER BY r.name, r.id LIMIT ?2 OFFSET ?3) \
+             SELECT {}, page.total FROM page JOIN meet_room r ON r.id = page.id \
+             ORDER BY r.name, r.id",
             view_columns()
         ),
         &[
