@@ -688,3 +688,142 @@ fn a_shared_room_keeps_its_last_owner() {
         .unwrap();
     assert_eq!(owners, 1);
 }
+
+/// The resource-accesses endpoints × caller × access level.
+#[test]
+fn authorization_matrix_of_accesses() {
+    let (provider, app) = rooms_app(&[]);
+    let owner = Person::new(&provider, &app, "owner");
+    let admin = Person::new(&provider, &app, "admin");
+    let member = Person::new(&provider, &app, "member");
+    let stranger = Person::new(&provider, &app, "stranger");
+    let newcomer = Person::new(&provider, &app, "newcomer");
+    let anonymous = Person::anonymous();
+    let callers = [
+        ("anonymous", &anonymous),
+        ("stranger", &stranger),
+        ("member", &member),
+        ("administrator", &admin),
+        ("owner", &owner),
+    ];
+
+    for level in ["public", "trusted", "restricted"] {
+        let room = owner.create_room(&app, &format!("accesses {level}"), level);
+        let id = room["id"].as_str().unwrap().to_string();
+        let owner_access = room["accesses"][0]["id"].as_str().unwrap().to_string();
+        owner.grant(&app, &id, &admin, "administrator");
+        owner.grant(&app, &id, &member, "member");
+
+        for (name, caller) in callers {
+            let privileged = matches!(name, "administrator" | "owner");
+            let denied = if name == "anonymous" { 401 } else { 403 };
+
+            let list = caller
+                .request(&app, Method::GET, "/api/v1.0/resource-accesses/")
+                .send()
+                .unwrap();
+            assert_eq!(
+                list.status(),
+                if name == "anonymous" { 401 } else { 200 },
+                "{level} {name} list"
+            );
+            if name != "anonymous" {
+                let count = list.json::<Value>().unwrap()["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|access| access["resource"] == id.as_str())
+                    .count();
+                assert_eq!(
+                    count,
+                    if privileged { 3 } else { 0 },
+                    "{level} {name} list content"
+                );
+            }
+
+            let retrieve = caller
+                .request(
+                    &app,
+                    Method::GET,
+                    &format!("/api/v1.0/resource-accesses/{owner_access}/"),
+                )
+                .send()
+                .unwrap();
+            assert_eq!(
+                retrieve.status(),
+                if privileged { 200 } else { denied },
+                "{level} {name} retrieve"
+            );
+
+            let create = caller
+                .request(&app, Method::POST, "/api/v1.0/resource-accesses/")
+                .json(&json!({"user": newcomer.id, "resource": id, "role": "member"}))
+                .send()
+                .unwrap();
+            assert_eq!(
+                create.status(),
+                if privileged { 201 } else { denied },
+                "{level} {name} create"
+            );
+            if privileged {
+                let created: Value = create.json().unwrap();
+                let access = created["id"].as_str().unwrap();
+                let patch = caller
+                    .request(
+                        &app,
+                        Method::PATCH,
+                        &format!("/api/v1.0/resource-accesses/{access}/"),
+                    )
+                    .json(&json!({"role": "administrator"}))
+                    .send()
+                    .unwrap();
+                assert_eq!(patch.status(), 200, "{level} {name} patch");
+                let delete = caller
+                    .request(
+                        &app,
+                        Method::DELETE,
+                        &format!("/api/v1.0/resource-accesses/{access}/"),
+                    )
+                    .send()
+                    .unwrap();
+                assert_eq!(delete.status(), 204, "{level} {name} delete");
+            } else {
+                let patch = caller
+                    .request(
+                        &app,
+                        Method::PATCH,
+                        &format!("/api/v1.0/resource-accesses/{owner_access}/"),
+                    )
+                    .json(&json!({"role": "member"}))
+                    .send()
+                    .unwrap();
+                assert_eq!(patch.status(), denied, "{level} {name} patch");
+                let delete = caller
+                    .request(
+                        &app,
+                        Method::DELETE,
+                        &format!("/api/v1.0/resource-accesses/{owner_access}/"),
+                    )
+                    .send()
+                    .unwrap();
+                assert_eq!(delete.status(), denied, "{level} {name} delete");
+            }
+
+            let rooms = caller
+                .request(&app, Method::GET, "/api/v1.0/rooms/")
+                .send()
+                .unwrap();
+            assert_eq!(rooms.status(), 200, "{level} {name} rooms list");
+            let listed = rooms.json::<Value>().unwrap()["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|listed| listed["id"] == id.as_str());
+            assert_eq!(
+                listed,
+                matches!(name, "member" | "administrator" | "owner"),
+                "{level} {name} rooms list content"
+            );
+        }
+    }
+}
