@@ -4,7 +4,7 @@
 //! accesses component.
 
 use meet_e2e::oidc_provider::OidcProvider;
-use meet_e2e::{spawn_app_with, AppOptions, TestApp};
+use meet_e2e::{api_user, spawn_app_with, AppOptions, TestApp};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -59,17 +59,12 @@ impl World {
 
     /// A user who has called the API once (which created them).
     fn person(&self, name: &str) -> Person {
-        let mut claims = serde_json::Map::new();
-        claims.insert("sub".into(), json!(format!("sub-{name}")));
-        claims.insert("email".into(), json!(format!("{name}@example.org")));
-        let token = self.provider.issue_access_token(claims);
-        let me: Value = Client::new()
-            .get(self.app.url("/api/v1.0/users/me/"))
-            .bearer_auth(&token)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let (token, me) = api_user(
+            &self.provider,
+            &self.app,
+            &format!("sub-{name}"),
+            &format!("{name}@example.org"),
+        );
         Person {
             token,
             id: me["id"].as_str().unwrap().to_string(),

@@ -234,17 +234,7 @@ fn the_operator_merges_users_sharing_an_email() {
         ("old-sub", "Jane@Example.org"),
         ("new-sub", "jane@example.org"),
     ] {
-        let mut claims = serde_json::Map::new();
-        claims.insert("sub".into(), sub.into());
-        claims.insert("email".into(), email.into());
-        let token = provider.issue_access_token(claims);
-        let me: Value = reqwest::blocking::Client::new()
-            .get(app.url("/api/v1.0/users/me/"))
-            .bearer_auth(&token)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let (_, me) = meet_e2e::api_user(&provider, &app, sub, email);
         ids.push(me["id"].as_str().unwrap().to_string());
     }
     let merge = |extra: &[&str]| {

@@ -475,16 +475,7 @@ fn the_user_list_can_be_opened_and_searched() {
         ("u2", "nicole_foole@example.org"),
         ("u3", "dave@example.org"),
     ] {
-        let mut claims = serde_json::Map::new();
-        claims.insert("sub".into(), json!(sub));
-        claims.insert("email".into(), json!(email));
-        let token = provider.issue_access_token(claims);
-        let response = reqwest::blocking::Client::new()
-            .get(app.url("/api/v1.0/users/me/"))
-            .bearer_auth(&token)
-            .send()
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        meet_e2e::api_user(&provider, &app, sub, email);
     }
     log_in(&app, &app.url("/"));
 

@@ -3,7 +3,7 @@
 //! LiveKit's own SDK, and the authorization matrix.
 
 use meet_e2e::oidc_provider::OidcProvider;
-use meet_e2e::{spawn_app_with, AppOptions, TestApp};
+use meet_e2e::{api_user, spawn_app_with, AppOptions, TestApp};
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -35,17 +35,7 @@ pub struct Person {
 impl Person {
     pub fn new(provider: &OidcProvider, app: &TestApp, name: &str) -> Person {
         let email = format!("{name}@example.org");
-        let mut claims = serde_json::Map::new();
-        claims.insert("sub".into(), json!(format!("sub-{name}")));
-        claims.insert("email".into(), json!(email));
-        let token = provider.issue_access_token(claims);
-        let me: Value = Client::new()
-            .get(app.url("/api/v1.0/users/me/"))
-            .bearer_auth(&token)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let (token, me) = api_user(provider, app, &format!("sub-{name}"), &email);
         assert_eq!(me["email"], email.as_str());
         Person {
             token: Some(token),

@@ -299,3 +299,26 @@ impl HelloServer {
         self.hits.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// A user who has called the API once with a bearer token from `provider`
+/// (which created them): the token and the `users/me/` answer.
+pub fn api_user(
+    provider: &oidc_provider::OidcProvider,
+    app: &TestApp,
+    sub: &str,
+    email: &str,
+) -> (String, serde_json::Value) {
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), sub.into());
+    claims.insert("email".into(), email.into());
+    let token = provider.issue_access_token(claims);
+    let response = app
+        .client
+        .get(app.url("/api/v1.0/users/me/"))
+        .bearer_auth(&token)
+        .send()
+        .expect("GET users/me succeeds");
+    assert_eq!(response.status(), 200, "the bearer user was not created");
+    let me = response.json().expect("users/me answers JSON");
+    (token, me)
+}
