@@ -6,7 +6,7 @@
 
 use sha1::{Digest, Sha1};
 
-use crate::mersenne::MersenneTwister;
+use crate::mersenne::CpythonRandom;
 
 /// `hsl(<hue>, <saturation>%, <lightness>%)` for `identity`.
 pub fn color_for_identity(identity: &str) -> String {
@@ -14,10 +14,10 @@ pub fn color_for_identity(identity: &str) -> String {
     // The low 16 bits of the digest read as one big-endian integer are its
     // last two bytes.
     let seed = u16::from_be_bytes([digest[18], digest[19]]);
-    let mut twister = MersenneTwister::from_seed(u32::from(seed));
-    let hue = twister.randint(0, 360);
-    let saturation = twister.randint(50, 75);
-    let lightness = twister.randint(25, 60);
+    let mut random = CpythonRandom::from_seed(u32::from(seed));
+    let hue = random.randint(0, 360);
+    let saturation = random.randint(50, 75);
+    let lightness = random.randint(25, 60);
     format!("hsl({hue}, {saturation}%, {lightness}%)")
 }
 

@@ -119,6 +119,9 @@ pub struct ServerGrant {
     pub room_list: bool,
     pub room_admin: bool,
     pub room_record: bool,
+    /// LiveKit's `sip.admin` claim: the whole SIP service (trunks, dispatch
+    /// rules).
+    pub sip_admin: bool,
 }
 
 impl ServerGrant {
@@ -130,7 +133,8 @@ impl ServerGrant {
         }
     }
 
-    /// For `RoomService/SendData` to `room`.
+    /// For `RoomService` calls on one room (`SendData`,
+    /// `UpdateParticipant`, `RemoveParticipant`).
     pub fn room_admin(room: &str) -> ServerGrant {
         ServerGrant {
             room: Some(room.to_string()),
@@ -143,6 +147,14 @@ impl ServerGrant {
     pub fn room_record() -> ServerGrant {
         ServerGrant {
             room_record: true,
+            ..ServerGrant::default()
+        }
+    }
+
+    /// For the `SIP` service.
+    pub fn sip_admin() -> ServerGrant {
+        ServerGrant {
+            sip_admin: true,
             ..ServerGrant::default()
         }
     }
@@ -181,6 +193,7 @@ pub fn participant_token(
             can_update_own_metadata: Some(true),
             ..VideoGrant::default()
         },
+        sip: None,
         sub: &grant.identity,
         iss: &credentials.api_key,
     };
@@ -204,6 +217,7 @@ pub fn server_token(
             room: grant.room.as_deref().unwrap_or(""),
             ..VideoGrant::default()
         },
+        sip: grant.sip_admin.then_some(SipGrant { admin: true }),
         sub: "",
         iss: &credentials.api_key,
     };
@@ -219,8 +233,17 @@ struct LiveKitClaims<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     metadata: &'a str,
     video: VideoGrant<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sip: Option<SipGrant>,
     sub: &'a str,
     iss: &'a str,
+}
+
+/// LiveKit's `SIPGrant` (`sip` claim); `call` (outbound calls) is never
+/// needed here.
+#[derive(Serialize)]
+struct SipGrant {
+    admin: bool,
 }
 
 /// LiveKit's `VideoGrant`, in the SDK's field order. `None` and empty
@@ -551,6 +574,23 @@ mod tests {
             );
             assert!(signature_is_valid(&token, &credentials().api_secret));
         }
+    }
+
+    #[test]
+    fn sip_tokens_carry_the_sip_admin_claim() {
+        let token = server_token(&credentials(), &ServerGrant::sip_admin(), at(NOW)).unwrap();
+        let (_, payload) = decode(&token);
+        assert_eq!(
+            payload,
+            json!({
+                "iss": "devkey",
+                "sub": "",
+                "nbf": NOW,
+                "exp": NOW + 21600,
+                "video": {"canPublish": true, "canSubscribe": true, "canPublishData": true},
+                "sip": {"admin": true},
+            })
+        );
     }
 
     #[test]
