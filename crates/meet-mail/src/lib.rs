@@ -22,4 +22,4 @@ pub use i18n::Language;
 pub use messages::{invitation_message, recording_ready_message, Message, RecordingReady};
 pub use settings::{EmailSettings, Mailbox, Secret, SettingsError};
 pub use smtp::{data_payload, MailError, SmtpClient, Step};
-pub use transport::{send, send_all, Mailer};
+pub use transport::{send, send_all, tls_config, tls_config_with_roots, Mailer};

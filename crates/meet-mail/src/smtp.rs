@@ -691,7 +691,7 @@ mod tests {
         );
         let mut client = SmtpClient::greet(peer, Duration::from_secs(1)).unwrap();
         client.hello("me").unwrap();
-        let upgraded = client.starttls("me", |stream| Ok(stream));
+        let upgraded = client.starttls("me", Ok);
         assert!(matches!(
             upgraded.err().unwrap(),
             MailError::Protocol {

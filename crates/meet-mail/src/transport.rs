@@ -163,12 +163,35 @@ pub struct Mailer {
 impl Mailer {
     /// Connects, greets, says EHLO, starts TLS as configured and authenticates.
     pub fn connect(settings: &EmailSettings) -> Result<Mailer, MailError> {
+        let tls = if settings.use_tls || settings.use_ssl {
+            Some(tls_config()?)
+        } else {
+            None
+        };
+        Mailer::connect_with(settings, tls)
+    }
+
+    /// [`Mailer::connect`] with these TLS client settings (e.g. from
+    /// [`tls_config_with_roots`] for a private CA); `None` = [`tls_config`].
+    pub fn connect_with(
+        settings: &EmailSettings,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<Mailer, MailError> {
         let address = settings.server_address().ok_or(MailError::NotConfigured)?;
+        let client_config = || match &tls {
+            Some(config) => Ok(config.clone()),
+            None => tls_config(),
+        };
         let timeout = settings.timeout;
         let hello_name = hello_name(settings);
         let tcp = connect_tcp(address, timeout)?;
         let mut client = if settings.use_ssl {
-            let tls = start_tls(tcp, tls_config()?, server_name(settings, address)?, timeout)?;
+            let tls = start_tls(
+                tcp,
+                client_config()?,
+                server_name(settings, address)?,
+                timeout,
+            )?;
             let mut client = SmtpClient::greet(Connection::Tls(Box::new(tls)), timeout)?;
             client.hello(&hello_name)?;
             client
@@ -176,7 +199,7 @@ impl Mailer {
             let mut client = SmtpClient::greet(Connection::Plain(tcp), timeout)?;
             client.hello(&hello_name)?;
             if settings.use_tls {
-                let config = tls_config()?;
+                let config = client_config()?;
                 let name = server_name(settings, address)?;
                 client.starttls(&hello_name, |stream| match stream {
                     Connection::Plain(tcp) => start_tls(tcp, config, name, timeout)
