@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use anyhow::{Context, Result};
 use meet_core::ports::{Database, DbError, SqlRows, SqlValue};
-use meet_core::store::merge::{merge_duplicate_users, MergedEmail};
+use meet_core::identity::merge::{merge_duplicate_users, MergedEmail};
 
 use crate::bindings::sqlite::Value;
 use crate::runtime_config::DatabaseLocation;
@@ -78,7 +78,7 @@ fn with_default_database<T>(
     }
 }
 
-/// Merges users sharing an email (see `meet_core::store::merge`), printing
+/// Merges users sharing an email (see `meet_core::identity::merge`), printing
 /// one line per email.
 pub fn merge_duplicates(
     options: &LoadOptions,

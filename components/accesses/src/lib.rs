@@ -1,8 +1,9 @@
 //! The accesses component: who holds which role on which room (api.md §5).
 
+use meet_core::accesses::api as accesses;
 use meet_core::ports::Services;
 use meet_core::routing::{Resolution, Router};
-use meet_core::{accesses, ApiError, ApiRequest, ApiResponse};
+use meet_core::{ApiError, ApiRequest, ApiResponse};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 

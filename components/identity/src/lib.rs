@@ -2,10 +2,11 @@
 //! It also owns every `/api/v1.0/` path no other component claims, so that
 //! unknown API paths get a JSON 404.
 
-use meet_core::config::frontend_config;
+use meet_core::identity::config::frontend_config;
+use meet_core::identity::{api as users_api, login};
 use meet_core::ports::Services;
-use meet_core::routing::{Resolution, Router};
-use meet_core::{login, users_api, ApiError, ApiRequest, ApiResponse, Method};
+use meet_core::routing::{method_not_allowed, Resolution, Router};
+use meet_core::{ApiError, ApiRequest, ApiResponse, Method};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -49,8 +50,8 @@ fn route(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiEr
     let safe_only =
         |handler: fn(&ApiRequest, &Services) -> Result<ApiResponse, ApiError>| match request.method
         {
-            Method::Get | Method::Head => handler(request, services),
-            ref other => Err(ApiError::MethodNotAllowed(other.as_str().to_string())),
+            Method::GET | Method::HEAD => handler(request, services),
+            _ => Err(method_not_allowed(request)),
         };
     match route {
         Route::Config => safe_only(config),
@@ -58,8 +59,8 @@ fn route(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiEr
         Route::Callback => safe_only(login::callback),
         Route::LogoutCallback => safe_only(login::logout_callback),
         Route::Logout => match request.method {
-            Method::Get | Method::Head | Method::Post => login::logout(request, services),
-            ref other => Err(ApiError::MethodNotAllowed(other.as_str().to_string())),
+            Method::GET | Method::HEAD | Method::POST => login::logout(request, services),
+            _ => Err(method_not_allowed(request)),
         },
         Route::Users => users_api::users(request, services),
         Route::Me => users_api::me(request, services),

@@ -2,8 +2,9 @@
 //! callback (api.md §4).
 
 use meet_core::ports::Services;
+use meet_core::rooms::api as rooms_api;
 use meet_core::routing::{Resolution, Router};
-use meet_core::{rooms_api, ApiError, ApiRequest, ApiResponse};
+use meet_core::{ApiError, ApiRequest, ApiResponse};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 

@@ -60,7 +60,7 @@ mod tests {
     use serde_json::json;
 
     fn post(content_type: &str, body: &str) -> ApiRequest {
-        ApiRequest::new(Method::Post, "/x/")
+        ApiRequest::new(Method::POST, "/x/")
             .with_header("Content-Type", content_type)
             .with_body(body)
     }
@@ -98,7 +98,7 @@ mod tests {
             parse_body(&request).unwrap(),
             json!({"name": "a b", "x": "é"})
         );
-        let empty = ApiRequest::new(Method::Post, "/x/");
+        let empty = ApiRequest::new(Method::POST, "/x/");
         assert_eq!(parse_body(&empty).unwrap(), json!({}));
     }
 

@@ -2,52 +2,23 @@
 
 use serde_json::Value;
 
-/// HTTP methods the API distinguishes; anything else is kept by name so that
-/// a 405 can echo it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Head,
-    Post,
-    Put,
-    Patch,
-    Delete,
-    Options,
-    Other(String),
+pub use http::Method;
+
+/// The method of a request, upper-cased as Django does. A name that is not a
+/// valid HTTP token (which a server would not pass on anyway) becomes the
+/// extension method `INVALID`, which no route allows.
+pub fn parse_method(name: &str) -> Method {
+    Method::from_bytes(name.to_ascii_uppercase().as_bytes())
+        .unwrap_or_else(|_| Method::from_bytes(b"INVALID").expect("a valid token"))
 }
 
-impl Method {
-    pub fn parse(name: &str) -> Method {
-        match name.to_ascii_uppercase().as_str() {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "PATCH" => Method::Patch,
-            "DELETE" => Method::Delete,
-            "OPTIONS" => Method::Options,
-            other => Method::Other(other.to_string()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-            Method::Options => "OPTIONS",
-            Method::Other(name) => name,
-        }
-    }
-
-    /// Safe methods never change state, so they are not CSRF-checked and may
-    /// follow a trailing-slash redirect.
-    pub fn is_safe(&self) -> bool {
-        matches!(self, Method::Get | Method::Head | Method::Options)
-    }
+/// The first value of header `name` (compared without case) in a list of
+/// name/value pairs: the one header lookup of requests and responses alike.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
 }
 
 /// An incoming API request, already read in full.
@@ -90,10 +61,7 @@ impl ApiRequest {
 
     /// The first value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        header(&self.headers, name)
     }
 
     /// The first value of a query parameter, percent-decoded.
@@ -139,10 +107,7 @@ impl ApiResponse {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        header(&self.headers, name)
     }
 }
 
@@ -153,7 +118,7 @@ mod tests {
     #[test]
     fn splits_path_and_decodes_query() {
         let request = ApiRequest::new(
-            Method::Get,
+            Method::GET,
             "/api/v1.0/rooms/x/?username=J%C3%A9r%C3%B4me+D",
         );
         assert_eq!(request.path, "/api/v1.0/rooms/x/");
@@ -163,7 +128,7 @@ mod tests {
 
     #[test]
     fn headers_are_case_insensitive() {
-        let request = ApiRequest::new(Method::Get, "/").with_header("Content-Type", "a/b");
+        let request = ApiRequest::new(Method::GET, "/").with_header("Content-Type", "a/b");
         assert_eq!(request.header("content-type"), Some("a/b"));
     }
 }

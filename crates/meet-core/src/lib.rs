@@ -1,29 +1,31 @@
-//! The core of the Meet backend.
+//! The core of the Meet backend: a shared kernel and one folder per feature.
 //!
 //! Everything here is plain Rust with no I/O of its own: components built for
-//! Spin and native tests drive it through the ports of [`ports`].
+//! Spin and native tests drive it through the ports of [`ports`]. A feature
+//! folder holds its endpoints (`api`), all of its SQL (`store`) and its
+//! domain rules; each component under `components/` adapts one feature.
 
-pub mod accesses;
+// The kernel: what every feature uses.
+pub mod body; // request bodies with DRF's parser semantics
+pub mod cache; // values with a time to live (`meet_cache`), where upstream uses Redis
+pub mod error; // the one API error type, rendered as DRF bodies
+pub mod http; // request and response shapes
+pub mod ids; // UUIDs: Python's parsing rules, random v4
+pub mod pagination; // DRF page-number pagination
+pub mod ports; // database, outbound HTTP, clock, randomness
+pub mod roles; // roles on a room and access levels
+pub mod routing; // Django-style routing inside a component
+pub mod settings; // typed upstream settings from Spin variables
+pub mod sql; // timestamps and rows read by column name
+pub mod throttle; // DRF-style throttles for anonymous callers
+
+// Who is calling: sessions, CSRF and bearer tokens.
 pub mod auth;
-pub mod body;
-pub mod config;
-pub mod error;
-pub mod http;
-pub mod login;
-pub mod oidc;
-pub mod pagination;
-pub mod pin;
-pub mod ports;
-pub mod roles;
-pub mod rooms_api;
-pub mod routing;
-pub mod sessions;
-pub mod settings;
-pub mod slug;
-pub mod store;
-pub mod throttle;
-pub mod users;
-pub mod users_api;
+
+// The features.
+pub mod accesses; // resource accesses: who holds which role on which room
+pub mod identity; // frontend config, OIDC login, users, duplicate-user merge
+pub mod rooms; // rooms, LiveKit tokens, the room-creation callback
 
 #[cfg(feature = "native")]
 pub mod native;

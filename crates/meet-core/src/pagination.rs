@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 
+use crate::auth::session::request_origin;
 use crate::error::ApiError;
 use crate::http::ApiRequest;
-use crate::sessions::request_origin;
 
 pub const PAGE_SIZE: u64 = 20;
 
@@ -98,7 +98,7 @@ mod tests {
     use crate::http::Method;
 
     fn request(query: &str) -> ApiRequest {
-        ApiRequest::new(Method::Get, &format!("/api/v1.0/rooms/{query}"))
+        ApiRequest::new(Method::GET, &format!("/api/v1.0/rooms/{query}"))
             .with_header("host", "testserver")
     }
 

@@ -140,10 +140,7 @@ pub struct OutboundResponse {
 
 impl OutboundResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        crate::http::header(&self.headers, name)
     }
 }
 
@@ -199,18 +196,6 @@ impl Services<'_> {
 
     /// A fresh random UUID v4 in its canonical lowercase dashed form.
     pub fn new_uuid(&self) -> String {
-        let mut bytes = [0u8; 16];
-        self.random.fill(&mut bytes);
-        bytes[6] = (bytes[6] & 0x0f) | 0x40;
-        bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        let hex = hex::encode(bytes);
-        format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        )
+        crate::ids::new_uuid(self.random)
     }
 }

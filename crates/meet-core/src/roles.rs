@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::ports::SqlValue;
+
 /// A user's role on a room; the order is the order of privilege.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -20,6 +22,19 @@ impl Role {
             Role::Administrator => "administrator",
             Role::Owner => "owner",
         }
+    }
+
+    /// The rank SQL compares roles by: 1 for member up to 3 for owner.
+    pub fn rank(self) -> i64 {
+        match self {
+            Role::Member => 1,
+            Role::Administrator => 2,
+            Role::Owner => 3,
+        }
+    }
+
+    pub fn from_rank(rank: i64) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.rank() == rank)
     }
 
     /// Administrators and owners manage a room.
@@ -92,10 +107,30 @@ impl FromStr for AccessLevel {
     }
 }
 
-/// Role rank in SQL, for `max()` over a user's accesses and "higher role
-/// wins" comparisons: `CASE <column> WHEN 'owner' THEN 3 … END`.
+/// Role ranks in SQL, built from [`Role::rank`] so that the order of
+/// privilege is defined once: `CASE <column> WHEN 'member' THEN 1 … END`,
+/// 0 for anything else. Used for `max()` over a user's accesses and "higher
+/// role wins" comparisons.
 pub fn sql_rank(column: &str) -> String {
-    format!("CASE {column} WHEN 'owner' THEN 3 WHEN 'administrator' THEN 2 WHEN 'member' THEN 1 ELSE 0 END")
+    let arms: String = Role::ALL
+        .iter()
+        .map(|role| format!(" WHEN '{}' THEN {}", role.as_str(), role.rank()))
+        .collect();
+    format!("CASE {column}{arms} ELSE 0 END")
+}
+
+/// The rank of user `user` on room `resource` (SQL expressions both), NULL
+/// without an access: the one sub-query every permission check compares.
+pub fn sql_rank_of_user(resource: &str, user: &str) -> String {
+    format!(
+        "(SELECT max({}) FROM meet_resource_access ra WHERE ra.resource_id = {resource} AND ra.user_id = {user})",
+        sql_rank("ra.role")
+    )
+}
+
+/// The role a rank computed by [`sql_rank`] stands for; `None` for NULL or 0.
+pub fn role_of_rank(value: &SqlValue) -> Option<Role> {
+    value.as_i64().and_then(Role::from_rank)
 }
 
 #[cfg(test)]
@@ -108,6 +143,22 @@ mod tests {
         assert!("admin".parse::<Role>().is_err());
         assert!(Role::Owner > Role::Administrator && Role::Administrator > Role::Member);
         assert!(Role::Administrator.is_privileged() && !Role::Member.is_privileged());
+    }
+
+    #[test]
+    fn ranks_follow_the_order_of_privilege() {
+        for pair in Role::ALL.windows(2) {
+            assert!(pair[0].rank() < pair[1].rank());
+        }
+        for role in Role::ALL {
+            assert_eq!(role_of_rank(&SqlValue::Integer(role.rank())), Some(role));
+        }
+        assert_eq!(role_of_rank(&SqlValue::Null), None);
+        assert_eq!(role_of_rank(&SqlValue::Integer(0)), None);
+        assert_eq!(
+            sql_rank("r"),
+            "CASE r WHEN 'member' THEN 1 WHEN 'administrator' THEN 2 WHEN 'owner' THEN 3 ELSE 0 END"
+        );
     }
 
     #[test]

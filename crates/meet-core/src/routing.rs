@@ -109,6 +109,11 @@ fn match_segments(segments: &[Segment], parts: &[&str]) -> Option<PathParams> {
     Some(params)
 }
 
+/// The 405 of a route that exists but does not take the request's method.
+pub fn method_not_allowed(request: &ApiRequest) -> ApiError {
+    ApiError::MethodNotAllowed(request.method.as_str().to_string())
+}
+
 /// Django redirects safe requests permanently and keeps the query; other
 /// methods get a 308 so that a client that follows it keeps method and body.
 fn slash_redirect(request: &ApiRequest, slashed: &str) -> ApiResponse {
@@ -118,7 +123,7 @@ fn slash_redirect(request: &ApiRequest, slashed: &str) -> ApiResponse {
         format!("{slashed}?{}", request.query)
     };
     let status = match request.method {
-        Method::Get | Method::Head => 301,
+        Method::GET | Method::HEAD => 301,
         _ => 308,
     };
     ApiResponse::redirect(status, &location)
@@ -143,11 +148,11 @@ mod tests {
     #[test]
     fn matches_literals_before_parameters() {
         assert_eq!(
-            resolve(Method::Post, "/api/v1.0/rooms/creation-callback/").unwrap(),
+            resolve(Method::POST, "/api/v1.0/rooms/creation-callback/").unwrap(),
             Resolution::Matched("callback", vec![])
         );
         assert_eq!(
-            resolve(Method::Get, "/api/v1.0/rooms/my-room/enter/").unwrap(),
+            resolve(Method::GET, "/api/v1.0/rooms/my-room/enter/").unwrap(),
             Resolution::Matched("enter", vec!["my-room".to_string()])
         );
     }
@@ -155,7 +160,7 @@ mod tests {
     #[test]
     fn redirects_safe_requests_to_the_slashed_path_keeping_the_query() {
         let Resolution::Redirect(response) =
-            resolve(Method::Get, "/api/v1.0/rooms/abc?username=Jo%20e").unwrap()
+            resolve(Method::GET, "/api/v1.0/rooms/abc?username=Jo%20e").unwrap()
         else {
             panic!("expected a redirect");
         };
@@ -164,7 +169,7 @@ mod tests {
             response.header("location"),
             Some("/api/v1.0/rooms/abc/?username=Jo%20e")
         );
-        let Resolution::Redirect(response) = resolve(Method::Post, "/api/v1.0/rooms").unwrap()
+        let Resolution::Redirect(response) = resolve(Method::POST, "/api/v1.0/rooms").unwrap()
         else {
             panic!("expected a redirect");
         };
@@ -174,10 +179,10 @@ mod tests {
     #[test]
     fn parameters_are_percent_decoded() {
         assert_eq!(
-            resolve(Method::Get, "/api/v1.0/rooms/R%C3%A9union/").unwrap(),
+            resolve(Method::GET, "/api/v1.0/rooms/R%C3%A9union/").unwrap(),
             Resolution::Matched("detail", vec!["Réunion".to_string()])
         );
-        assert!(resolve(Method::Get, "/api/v1.0/rooms/a%2Eb/").is_err());
+        assert!(resolve(Method::GET, "/api/v1.0/rooms/a%2Eb/").is_err());
     }
 
     #[test]
@@ -188,7 +193,7 @@ mod tests {
             "/api/v1.0/nothing/",
             "/api/v1.0/rooms/a/b/c/",
         ] {
-            let error = resolve(Method::Get, uri).unwrap_err();
+            let error = resolve(Method::GET, uri).unwrap_err();
             assert_eq!(error.status(), 404, "{uri}");
         }
     }

@@ -1,11 +1,11 @@
 //! DRF-style throttles for anonymous callers (api.md §1.6), counted in the
 //! database so that every instance shares them.
 
+use crate::cache::count_request;
 use crate::error::ApiError;
 use crate::http::ApiRequest;
 use crate::ports::Services;
 use crate::settings::SettingError;
-use crate::store::cache::count_request;
 
 /// A rate such as `150/minute`: requests per period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn the_client_cannot_choose_its_bucket() {
-        let request = ApiRequest::new(Method::Post, "/")
+        let request = ApiRequest::new(Method::POST, "/")
             .with_header("spin-client-addr", "10.0.0.9:5555")
             .with_header("x-forwarded-for", "6.6.6.6, 1.2.3.4");
         assert_eq!(client_address(&request, 0), "10.0.0.9");
@@ -116,7 +116,7 @@ mod tests {
         assert_eq!(client_address(&request, 1), "1.2.3.4");
         assert_eq!(client_address(&request, 2), "6.6.6.6");
         assert_eq!(client_address(&request, 5), "10.0.0.9");
-        let v6 = ApiRequest::new(Method::Post, "/").with_header("spin-client-addr", "[::1]:80");
+        let v6 = ApiRequest::new(Method::POST, "/").with_header("spin-client-addr", "[::1]:80");
         assert_eq!(client_address(&v6, 0), "::1");
     }
 }

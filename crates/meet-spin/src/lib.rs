@@ -46,7 +46,7 @@ fn respond(
         }
         error.to_response()
     });
-    if request.method == Method::Head {
+    if request.method == Method::HEAD {
         response.body.clear();
     }
     response
@@ -54,14 +54,14 @@ fn respond(
 
 async fn to_api_request(request: IncomingRequest) -> Result<ApiRequest, String> {
     let method = match request.method() {
-        SpinMethod::Get => Method::Get,
-        SpinMethod::Head => Method::Head,
-        SpinMethod::Post => Method::Post,
-        SpinMethod::Put => Method::Put,
-        SpinMethod::Patch => Method::Patch,
-        SpinMethod::Delete => Method::Delete,
-        SpinMethod::Options => Method::Options,
-        other => Method::parse(&other.to_string()),
+        SpinMethod::Get => Method::GET,
+        SpinMethod::Head => Method::HEAD,
+        SpinMethod::Post => Method::POST,
+        SpinMethod::Put => Method::PUT,
+        SpinMethod::Patch => Method::PATCH,
+        SpinMethod::Delete => Method::DELETE,
+        SpinMethod::Options => Method::OPTIONS,
+        other => meet_core::http::parse_method(&other.to_string()),
     };
     let mut headers: Vec<(String, String)> = request
         .headers()

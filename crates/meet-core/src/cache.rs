@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use crate::ports::{Database, DbError, SqlValue};
-use crate::store::{parse_timestamp, rows, timestamp};
+use crate::sql::{parse_timestamp, rows, timestamp};
 
 fn expiry(now: OffsetDateTime, ttl_seconds: u64) -> String {
     timestamp(now + time::Duration::seconds(i64::try_from(ttl_seconds).unwrap_or(i64::MAX)))

@@ -11,18 +11,19 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::accesses::store::{
+    self as access_store, Access, AccessView, AccessWriteError, NewAccess, References, WriteContext,
+};
 use crate::auth::authenticate;
 use crate::body::parse_object;
 use crate::error::{ApiError, FieldErrors};
 use crate::http::{ApiRequest, ApiResponse, Method};
+use crate::identity::users::User;
+use crate::ids::parse_uuid_like;
 use crate::pagination::{paginate, PAGE_SIZE};
 use crate::ports::Services;
 use crate::roles::Role;
-use crate::slug::parse_uuid_like;
-use crate::store::accesses::{
-    self as access_store, Access, AccessView, AccessWriteError, NewAccess, References, WriteContext,
-};
-use crate::users::User;
+use crate::routing::method_not_allowed;
 
 const MODEL: &str = "ResourceAccess";
 const NOT_ADMINISTRATOR: &str =
@@ -30,10 +31,6 @@ const NOT_ADMINISTRATOR: &str =
 const OWNERS_ONLY: &str = "Only owners of a room can assign other users as owners.";
 const LAST_OWNER: &str = "A resource should keep at least one owner.";
 const NOT_UNIQUE: &str = "The fields user, resource must make a unique set.";
-
-fn method_not_allowed(request: &ApiRequest) -> ApiError {
-    ApiError::MethodNotAllowed(request.method.as_str().to_string())
-}
 
 fn denied(message: &str) -> ApiError {
     ApiError::PermissionDenied(message.to_string())
@@ -56,8 +53,8 @@ pub fn accesses(request: &ApiRequest, services: &Services) -> Result<ApiResponse
     let caller = authenticate(request, services)?;
     let user = caller.require_user()?;
     match request.method {
-        Method::Get | Method::Head => list(request, services, user),
-        Method::Post => create(request, services, user),
+        Method::GET | Method::HEAD => list(request, services, user),
+        Method::POST => create(request, services, user),
         _ => Err(method_not_allowed(request)),
     }
 }
@@ -71,10 +68,10 @@ pub fn access(
     let caller = authenticate(request, services)?;
     let user = caller.require_user()?;
     match request.method {
-        Method::Get | Method::Head => retrieve(services, user, path_value),
-        Method::Put => update(request, services, user, path_value, false),
-        Method::Patch => update(request, services, user, path_value, true),
-        Method::Delete => destroy(services, user, path_value),
+        Method::GET | Method::HEAD => retrieve(services, user, path_value),
+        Method::PUT => update(request, services, user, path_value, false),
+        Method::PATCH => update(request, services, user, path_value, true),
+        Method::DELETE => destroy(services, user, path_value),
         _ => Err(method_not_allowed(request)),
     }
 }
@@ -541,13 +538,13 @@ mod tests {
     #[test]
     fn anonymous_callers_get_401_before_405() {
         let world = World::new();
-        let response = world.call(0, Method::Patch, LIST, None);
+        let response = world.call(0, Method::PATCH, LIST, None);
         assert_eq!(response.status, 401);
         assert_eq!(
             body(&response),
             json!({"detail": "Authentication credentials were not provided."})
         );
-        let response = world.call(1, Method::Patch, LIST, None);
+        let response = world.call(1, Method::PATCH, LIST, None);
         assert_eq!(response.status, 405);
         assert_eq!(
             body(&response),
@@ -561,7 +558,7 @@ mod tests {
         world.grant(20, 1, Role::Owner);
         world.grant(21, 2, Role::Administrator);
         world.grant(22, 3, Role::Member);
-        let post = |caller, body: Value| world.call(caller, Method::Post, LIST, Some(body));
+        let post = |caller, body: Value| world.call(caller, Method::POST, LIST, Some(body));
 
         // Field errors are collected in field order…
         let response = post(2, json!({"user": "x", "role": "boss"}));
@@ -609,7 +606,7 @@ mod tests {
         assert_eq!(created["resource"], ROOM);
         assert_eq!(created["role"], "member");
         let id = created["id"].as_str().unwrap();
-        assert_eq!(world.call(1, Method::Get, &detail(id), None).status, 200);
+        assert_eq!(world.call(1, Method::GET, &detail(id), None).status, 200);
     }
 
     #[test]
@@ -620,20 +617,20 @@ mod tests {
         let member = world.grant(22, 3, Role::Member);
 
         assert_eq!(
-            world.call(3, Method::Get, &detail(&admin), None).status,
+            world.call(3, Method::GET, &detail(&admin), None).status,
             403
         );
         assert_eq!(
-            world.call(4, Method::Get, &detail(&admin), None).status,
+            world.call(4, Method::GET, &detail(&admin), None).status,
             403
         );
-        let response = world.call(2, Method::Get, &detail(&owner), None);
+        let response = world.call(2, Method::GET, &detail(&owner), None);
         assert_eq!(
             body(&response),
             json!({"id": owner, "user": uuid(1), "resource": ROOM, "role": "owner"})
         );
         for missing in [uuid(98), "not-a-uuid".to_string()] {
-            let response = world.call(1, Method::Delete, &detail(&missing), None);
+            let response = world.call(1, Method::DELETE, &detail(&missing), None);
             assert_eq!(response.status, 404);
             assert_eq!(
                 body(&response),
@@ -642,18 +639,18 @@ mod tests {
         }
 
         assert_eq!(
-            world.call(2, Method::Delete, &detail(&owner), None).status,
+            world.call(2, Method::DELETE, &detail(&owner), None).status,
             403
         );
-        let response = world.call(1, Method::Delete, &detail(&owner), None);
+        let response = world.call(1, Method::DELETE, &detail(&owner), None);
         assert_eq!(response.status, 403);
         assert_eq!(body(&response), json!({"detail": LAST_OWNER}));
         assert_eq!(
-            world.call(3, Method::Delete, &detail(&admin), None).status,
+            world.call(3, Method::DELETE, &detail(&admin), None).status,
             403
         );
         assert_eq!(
-            world.call(2, Method::Delete, &detail(&member), None).status,
+            world.call(2, Method::DELETE, &detail(&member), None).status,
             204
         );
     }
@@ -667,16 +664,16 @@ mod tests {
         let put = |caller, id: &str, role: &str| {
             world.call(
                 caller,
-                Method::Put,
+                Method::PUT,
                 &detail(id),
                 Some(json!({"user": uuid(4), "resource": ROOM, "role": role})),
             )
         };
 
         // Members are refused before their body is even read.
-        let response = world.call(3, Method::Put, &detail(&member), Some(json!([])));
+        let response = world.call(3, Method::PUT, &detail(&member), Some(json!([])));
         assert_eq!(response.status, 403);
-        let response = world.call(2, Method::Put, &detail(&member), Some(json!({})));
+        let response = world.call(2, Method::PUT, &detail(&member), Some(json!({})));
         assert_eq!(
             body(&response),
             json!({"user": ["This field is required."], "resource": ["This field is required."]})
@@ -702,7 +699,7 @@ mod tests {
         // With a second owner, the first may step down.
         let response = world.call(
             1,
-            Method::Patch,
+            Method::PATCH,
             &detail(&owner),
             Some(json!({"role": "member"})),
         );

@@ -1,13 +1,7 @@
-//! The SQL of each aggregate, in one place per aggregate, over the
-//! [`Database`](crate::ports::Database) port. Statements are few per request:
-//! in production each one is a network round trip to libSQL.
-
-pub mod accesses;
-pub mod cache;
-pub mod merge;
-pub mod rooms;
-pub mod sessions;
-pub mod users;
+//! What every feature's `store` shares over the
+//! [`Database`](crate::ports::Database) port: the timestamp format and rows
+//! read by column name. Statements are few per request: in production each
+//! one is a network round trip to libSQL.
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

@@ -1,19 +1,23 @@
 //! Who is calling: the one way every component resolves the caller from a
-//! bearer token or a session cookie (auth.md §3–4, api.md §1.3).
+//! bearer token or a session cookie (auth.md §3–4, api.md §1.3), with the
+//! session cookies and CSRF checks ([`session`]) and their SQL ([`store`]).
+
+pub mod session;
+pub mod store;
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::auth::session::{check_csrf, request_cookie, session_key_hash, SESSION_COOKIE};
+use crate::auth::store::Session;
 use crate::error::ApiError;
 use crate::http::ApiRequest;
-use crate::oidc::userinfo_request;
+use crate::identity::oidc::userinfo_request;
+use crate::identity::store::{user_from_row, USER_COLUMNS};
+use crate::identity::users::{map_claims, ClaimSettings, User};
 use crate::ports::{DbError, Services};
-use crate::sessions::{check_csrf, request_cookie, session_key_hash, SESSION_COOKIE};
 use crate::settings::{SettingError, Settings};
-use crate::store::sessions::Session;
-use crate::store::users::{user_from_row, USER_COLUMNS};
-use crate::store::{rows, timestamp};
-use crate::users::{map_claims, ClaimSettings, User};
+use crate::sql::{rows, timestamp};
 
 /// What validating a bearer token needs: far less than the login flow, so
 /// that every component can authenticate API clients.
@@ -86,7 +90,7 @@ pub fn authenticate(request: &ApiRequest, services: &Services) -> Result<Caller,
         return Ok(Caller::Anonymous);
     };
     let now = services.clock.now();
-    let Some(session) = crate::store::sessions::load(services.db, &session_key_hash(&cookie), now)?
+    let Some(session) = crate::auth::store::load(services.db, &session_key_hash(&cookie), now)?
     else {
         return Ok(Caller::Anonymous);
     };
@@ -168,7 +172,7 @@ fn authenticate_bearer(token: &str, services: &Services) -> Result<User, ApiErro
         )
     };
     let claimed = map_claims(&claims, &oidc.claims).map_err(|_| no_user())?;
-    let user = crate::store::users::resolve_login(
+    let user = crate::identity::store::resolve_login(
         services.db,
         &claimed,
         oidc.fallback_to_email,
@@ -224,7 +228,7 @@ mod tests {
     use crate::http::Method;
 
     fn with_authorization(value: &str) -> ApiRequest {
-        ApiRequest::new(Method::Get, "/").with_header("authorization", value)
+        ApiRequest::new(Method::GET, "/").with_header("authorization", value)
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::ports::{Database, DbError, SqlValue};
 use crate::roles::sql_rank as rank;
-use crate::store::rows;
+use crate::sql::rows;
 
 /// What was (or, in a dry run, would be) merged for one email.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use url::Url;
 
+use crate::identity::users::ClaimSettings;
 use crate::ports::OutboundRequest;
 use crate::settings::{SettingError, Settings};
-use crate::users::ClaimSettings;
 
 /// How the userinfo endpoint answers (`OIDC_OP_USER_ENDPOINT_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

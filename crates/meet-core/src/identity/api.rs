@@ -4,25 +4,22 @@ use crate::auth::{authenticate, Caller};
 use crate::body::parse_object;
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse, Method};
+use crate::identity::store as user_store;
+use crate::identity::users::parse_user_update;
 use crate::pagination::{empty_page, paginate, PAGE_SIZE};
 use crate::ports::Services;
-use crate::store::users as user_store;
-use crate::users::parse_user_update;
+use crate::routing::method_not_allowed;
 
 /// Whether `zone` is an IANA time zone name.
 pub fn is_valid_timezone(zone: &str) -> bool {
     zone.parse::<chrono_tz::Tz>().is_ok()
 }
 
-fn method_not_allowed(request: &ApiRequest) -> ApiError {
-    ApiError::MethodNotAllowed(request.method.as_str().to_string())
-}
-
 /// `/users/`: the list (empty unless unsecure listing is allowed).
 pub fn users(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(request, services)?;
     caller.require_user()?;
-    if !matches!(request.method, Method::Get | Method::Head) {
+    if !matches!(request.method, Method::GET | Method::HEAD) {
         return Err(method_not_allowed(request));
     }
     if !services.settings().bool("allow_unsecure_user_listing")? {
@@ -42,7 +39,7 @@ pub fn users(request: &ApiRequest, services: &Services) -> Result<ApiResponse, A
 pub fn me(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(request, services)?;
     let user = caller.require_user()?;
-    if !matches!(request.method, Method::Get | Method::Head) {
+    if !matches!(request.method, Method::GET | Method::HEAD) {
         return Err(method_not_allowed(request));
     }
     Ok(ApiResponse::json(200, &user.to_json()))
@@ -53,12 +50,12 @@ pub fn user(request: &ApiRequest, services: &Services, id: &str) -> Result<ApiRe
     let caller = authenticate(request, services)?;
     let me = caller.require_user()?;
     let partial = match request.method {
-        Method::Put => false,
-        Method::Patch => true,
+        Method::PUT => false,
+        Method::PATCH => true,
         _ => return Err(method_not_allowed(request)),
     };
     let not_found = || ApiError::NotFound("User");
-    let id = crate::slug::parse_uuid_like(id).ok_or_else(not_found)?;
+    let id = crate::ids::parse_uuid_like(id).ok_or_else(not_found)?;
     if id != me.id {
         let exists = user_store::find(services.db, &id)?.is_some();
         return Err(if exists { deny(&caller) } else { not_found() });

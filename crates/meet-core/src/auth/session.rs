@@ -124,7 +124,7 @@ mod tests {
     use crate::http::Method;
 
     fn post() -> ApiRequest {
-        ApiRequest::new(Method::Post, "/api/v1.0/rooms/")
+        ApiRequest::new(Method::POST, "/api/v1.0/rooms/")
             .with_header("host", "meet.example")
             .with_header("cookie", "sessionid=abc; csrftoken=tok123")
     }

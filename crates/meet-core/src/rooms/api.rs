@@ -9,23 +9,21 @@ use meet_livekit::{
 
 use crate::auth::{authenticate, Caller};
 use crate::body::parse_object;
+use crate::cache;
 use crate::error::{ApiError, FieldErrors};
 use crate::http::{ApiRequest, ApiResponse, Method};
+use crate::ids::parse_uuid_like;
 use crate::pagination::{empty_page, paginate, PAGE_SIZE};
-use crate::pin::generate_pin;
 use crate::ports::Services;
 use crate::roles::{AccessLevel, Role};
+use crate::rooms::pin::generate_pin;
+use crate::rooms::slug::slugify;
+use crate::rooms::store::{self as room_store, NewRoom, Room, RoomKey, RoomView, RoomWriteError};
+use crate::routing::method_not_allowed;
 use crate::settings::{SettingError, Settings};
-use crate::slug::{parse_uuid_like, slugify};
-use crate::store::cache;
-use crate::store::rooms::{self as room_store, NewRoom, Room, RoomKey, RoomView, RoomWriteError};
 
 const NAME_MAX: usize = 500;
 const SLUG_MAX: usize = 100;
-
-fn method_not_allowed(request: &ApiRequest) -> ApiError {
-    ApiError::MethodNotAllowed(request.method.as_str().to_string())
-}
 
 /// What minting LiveKit tokens needs; read only when a token is minted.
 struct LiveKit {
@@ -130,8 +128,8 @@ fn room_json(
 pub fn rooms(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(request, services)?;
     match request.method {
-        Method::Get | Method::Head => list(request, services, &caller),
-        Method::Post => create(request, services, &caller),
+        Method::GET | Method::HEAD => list(request, services, &caller),
+        Method::POST => create(request, services, &caller),
         _ => Err(method_not_allowed(request)),
     }
 }
@@ -392,9 +390,9 @@ pub fn room(
 ) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(request, services)?;
     match request.method {
-        Method::Get | Method::Head => retrieve(request, services, &caller, path_value),
-        Method::Put | Method::Patch => update(request, services, &caller, path_value),
-        Method::Delete => destroy(services, &caller, path_value),
+        Method::GET | Method::HEAD => retrieve(request, services, &caller, path_value),
+        Method::PUT | Method::PATCH => update(request, services, &caller, path_value),
+        Method::DELETE => destroy(services, &caller, path_value),
         _ => Err(method_not_allowed(request)),
     }
 }
@@ -448,7 +446,7 @@ fn update(
         return Err(caller.deny(ApiError::permission_denied()));
     }
     let body = parse_object(request)?;
-    let input = parse_room_input(&body, request.method == Method::Patch)?;
+    let input = parse_room_input(&body, request.method == Method::PATCH)?;
     let mut room = view.room.clone();
     if let Some(name) = input.name {
         room.slug = checked_slug(&name)?;
@@ -501,7 +499,7 @@ pub fn creation_callback(
     services: &Services,
 ) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(request, services)?;
-    if request.method != Method::Post {
+    if request.method != Method::POST {
         return Err(method_not_allowed(request));
     }
     if caller.user().is_none() {

@@ -4,9 +4,9 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::ports::{Database, DbError, SqlValue};
-use crate::roles::{sql_rank, AccessLevel, Role};
-use crate::store::{rows, timestamp, Row};
+use crate::ports::{Database, DbError};
+use crate::roles::{role_of_rank, sql_rank_of_user, AccessLevel, Role};
+use crate::sql::{rows, timestamp, Row};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Room {
@@ -37,22 +37,20 @@ pub enum RoomKey {
 impl RoomKey {
     /// A UUID (Python's lenient parsing) is an id; anything else a slug.
     pub fn from_path(value: &str) -> RoomKey {
-        match crate::slug::parse_uuid_like(value) {
+        match crate::ids::parse_uuid_like(value) {
             Some(id) => RoomKey::Id(id),
-            None => RoomKey::Slug(crate::slug::slugify(value)),
+            None => RoomKey::Slug(crate::rooms::slug::slugify(value)),
         }
     }
 }
 
 /// Columns of a room view for the caller bound as `?1`.
 fn view_columns() -> String {
-    let role = format!(
-        "(SELECT max({}) FROM meet_resource_access ca WHERE ca.resource_id = r.id AND ca.user_id = ?1)",
-        sql_rank("ca.role")
-    );
+    let role = sql_rank_of_user("r.id", "?1");
+    let administrator = Role::Administrator.rank();
     format!(
         "r.id, r.name, r.slug, r.access_level, r.configuration, {role} AS role_rank, \
-         CASE WHEN {role} >= 2 THEN ( \
+         CASE WHEN {role} >= {administrator} THEN ( \
            SELECT json_group_array(json(item)) FROM ( \
              SELECT json_object('id', a.id, 'user', json_object('id', u.id, 'email', u.email, \
                'full_name', u.full_name, 'short_name', u.short_name, 'timezone', u.timezone, \
@@ -69,12 +67,7 @@ fn view_from_row(row: &Row) -> Result<RoomView, DbError> {
         .map_err(|_| DbError::Other("unknown access level in meet_room".into()))?;
     let configuration = serde_json::from_str(&row.text("configuration")?)
         .map_err(|e| DbError::Other(format!("room configuration: {e}")))?;
-    let role = match row.value("role_rank")? {
-        SqlValue::Integer(3) => Some(Role::Owner),
-        SqlValue::Integer(2) => Some(Role::Administrator),
-        SqlValue::Integer(1) => Some(Role::Member),
-        _ => None,
-    };
+    let role = role_of_rank(row.value("role_rank")?);
     let accesses = match row.optional_text("accesses")? {
         Some(text) => match serde_json::from_str(&text) {
             Ok(Value::Array(items)) => Some(items),

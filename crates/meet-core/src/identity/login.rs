@@ -3,22 +3,22 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::auth::session::{
+    csrf_set_cookie, is_secure, request_cookie, request_origin, session_clear_cookie,
+    session_key_hash, session_set_cookie, SESSION_COOKIE,
+};
+use crate::auth::store::{self as session_store, Session, SessionRecord};
 use crate::auth::{authenticate as resolve_caller, Caller};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse};
-use crate::oidc::{
+use crate::identity::oidc::{
     authorization_url, is_safe_redirect, parse_token_response, pkce_challenge, token_request,
     userinfo_is_jwt, userinfo_request, verify_id_token, verify_provider_jwt, OidcSettings,
     SignAlgorithm, TokenError,
 };
+use crate::identity::users::map_claims;
 use crate::ports::{OutboundRequest, Services};
-use crate::sessions::{
-    csrf_set_cookie, is_secure, request_cookie, request_origin, session_clear_cookie,
-    session_key_hash, session_set_cookie, SESSION_COOKIE,
-};
-use crate::store::sessions::{self as session_store, Session, SessionRecord};
-use crate::store::{rows, timestamp};
-use crate::users::map_claims;
+use crate::sql::{rows, timestamp};
 
 /// mozilla-django-oidc keeps at most this many pending logins per session.
 const MAX_PENDING_STATES: usize = 50;
@@ -309,7 +309,7 @@ fn complete_login(
         }
     };
     let claimed = map_claims(&claims, &oidc.claims).map_err(|e| e.to_string())?;
-    let user = crate::store::users::resolve_login(
+    let user = crate::identity::store::resolve_login(
         services.db,
         &claimed,
         oidc.fallback_to_email,
@@ -393,7 +393,7 @@ fn verify_with_key_set<T>(
 /// endpoint when there is one.
 pub fn logout(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
     let context = Context::new(request, services)?;
-    if request.method == crate::http::Method::Get && !context.oidc.allow_logout_get {
+    if request.method == crate::http::Method::GET && !context.oidc.allow_logout_get {
         return Err(ApiError::MethodNotAllowed("GET".into()));
     }
     let caller = resolve_caller(request, services)?;

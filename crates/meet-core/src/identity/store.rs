@@ -1,8 +1,8 @@
 //! Users in `meet_user`.
 
+use crate::identity::users::{ClaimedUser, User, UserUpdate};
 use crate::ports::{Database, DbError, SqlValue};
-use crate::store::{rows, timestamp, Row};
-use crate::users::{ClaimedUser, User, UserUpdate};
+use crate::sql::{rows, timestamp, Row};
 use time::OffsetDateTime;
 
 /// The columns of a user as `u.<column> AS user_<column>`, for selects and

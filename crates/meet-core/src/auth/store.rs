@@ -3,10 +3,10 @@
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::identity::store::{user_from_row, USER_COLUMNS};
+use crate::identity::users::User;
 use crate::ports::{Database, DbError};
-use crate::store::users::{user_from_row, USER_COLUMNS};
-use crate::store::{rows, timestamp};
-use crate::users::User;
+use crate::sql::{rows, timestamp};
 
 /// A live session and, when logged in, its user.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,9 +125,9 @@ pub fn start_login_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::store::resolve_login;
+    use crate::identity::users::ClaimedUser;
     use crate::native::migrated_database;
-    use crate::store::users::resolve_login;
-    use crate::users::ClaimedUser;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2025-06-30 12:00 UTC);

@@ -10,8 +10,8 @@
 use time::OffsetDateTime;
 
 use crate::ports::{Database, DbError, SqlValue};
-use crate::roles::{sql_rank, Role};
-use crate::store::{rows, timestamp, Row};
+use crate::roles::{role_of_rank, sql_rank, sql_rank_of_user, Role};
+use crate::sql::{rows, timestamp, Row};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
@@ -31,22 +31,10 @@ pub struct AccessView {
 const ACCESS_COLUMNS: &str = "a.id, a.user_id, a.resource_id, a.role";
 const ACCESS_RETURNING: &str = "id, user_id, resource_id, role";
 
-/// The rank (3 owner, 2 administrator, 1 member, NULL none) of the user
-/// bound as `?1` on the room `resource`, an SQL expression.
+/// The rank of the user bound as `?1` on the room `resource`, an SQL
+/// expression (NULL without an access).
 fn caller_rank(resource: &str) -> String {
-    format!(
-        "(SELECT max({}) FROM meet_resource_access c WHERE c.resource_id = {resource} AND c.user_id = ?1)",
-        sql_rank("c.role")
-    )
-}
-
-fn role_of_rank(value: &SqlValue) -> Option<Role> {
-    match value {
-        SqlValue::Integer(3) => Some(Role::Owner),
-        SqlValue::Integer(2) => Some(Role::Administrator),
-        SqlValue::Integer(1) => Some(Role::Member),
-        _ => None,
-    }
+    sql_rank_of_user(resource, "?1")
 }
 
 fn access_from_row(row: &Row) -> Result<Access, DbError> {
@@ -77,8 +65,10 @@ pub fn list_administered(
         &format!(
             "SELECT {ACCESS_COLUMNS}, count(*) OVER () AS total FROM meet_resource_access a \
              WHERE a.resource_id IN (SELECT resource_id FROM meet_resource_access \
-               WHERE user_id = ?1 AND role IN ('administrator', 'owner')) \
-             ORDER BY a.created_at DESC, a.id LIMIT ?2 OFFSET ?3"
+               WHERE user_id = ?1 AND {} >= {}) \
+             ORDER BY a.created_at DESC, a.id LIMIT ?2 OFFSET ?3",
+            sql_rank("role"),
+            Role::Administrator.rank()
         ),
         &[caller_id.into(), sql_integer(limit), sql_integer(offset)],
     )?;
@@ -207,8 +197,16 @@ fn classify(error: DbError) -> AccessWriteError {
     }
 }
 
-/// The rank a caller needs on a room to grant or set `role` there.
-const REQUIRED_RANK: &str = "CASE WHEN ?3 = 'owner' THEN 3 ELSE 2 END";
+/// The rank a caller needs on a room to grant or set the role bound as `?3`
+/// there: owner to grant `owner`, administrator otherwise.
+fn required_rank() -> String {
+    format!(
+        "CASE WHEN ?3 = '{}' THEN {} ELSE {} END",
+        Role::Owner.as_str(),
+        Role::Owner.rank(),
+        Role::Administrator.rank()
+    )
+}
 
 fn first_access(result: &crate::ports::SqlRows) -> Result<Option<Access>, DbError> {
     rows(result)
@@ -243,9 +241,10 @@ pub fn create(
                  SELECT ?2, ?6, ?6, ?4, ?5, ?3 \
                  WHERE EXISTS (SELECT 1 FROM meet_user WHERE id = ?5) \
                    AND EXISTS (SELECT 1 FROM meet_room WHERE id = ?4) \
-                   AND {} >= {REQUIRED_RANK} \
+                   AND {} >= {} \
                  RETURNING {ACCESS_RETURNING}",
-                caller_rank("?4")
+                caller_rank("?4"),
+                required_rank()
             ),
             &[
                 caller_id.into(),
@@ -275,10 +274,11 @@ pub fn update_role(
             &format!(
                 "UPDATE meet_resource_access SET role = coalesce(?3, role), updated_at = ?4 \
                  WHERE id = ?2 \
-                   AND {} >= {REQUIRED_RANK} \
+                   AND {} >= {} \
                    AND (role <> 'owner' OR user_id = ?1) \
                  RETURNING {ACCESS_RETURNING}",
-                caller_rank("meet_resource_access.resource_id")
+                caller_rank("meet_resource_access.resource_id"),
+                required_rank()
             ),
             &[
                 caller_id.into(),
@@ -298,9 +298,10 @@ pub fn delete(db: &dyn Database, caller_id: &str, id: &str) -> Result<bool, Acce
         .execute(
             &format!(
                 "DELETE FROM meet_resource_access WHERE id = ?2 \
-                   AND CASE WHEN role = 'owner' THEN user_id = ?1 ELSE {} >= 2 END \
+                   AND CASE WHEN role = 'owner' THEN user_id = ?1 ELSE {} >= {} END \
                  RETURNING id",
-                caller_rank("meet_resource_access.resource_id")
+                caller_rank("meet_resource_access.resource_id"),
+                Role::Administrator.rank()
             ),
             &[caller_id.into(), id.into()],
         )
