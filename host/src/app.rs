@@ -6,23 +6,33 @@ use crate::outbound::AllowedHosts;
 use crate::routes::Router;
 use crate::runtime_config::{DatabaseLocation, RuntimeConfig};
 use crate::sqlite::{Database, SqliteCtx};
-use crate::state::{ComponentPolicy, HostState};
-use crate::variables::{resolve_app_variables, resolve_component_variables};
+use crate::state::{ComponentPolicy, HostState, OutboundTimeouts};
+use crate::variables::{
+    resolve_app_variables, resolve_component_variables, EnvLookup, VariableDecl, VariableResolver,
+};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// Explicit bounds on what concurrently running instances may use.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Component instances alive at once (one per in-flight request).
+    /// Component instances alive at once, all components together (one per
+    /// in-flight request): the size of wasmtime's instance pool.
     pub max_instances: u32,
+    /// Instances of one component alive at once; further requests for it
+    /// wait for a free slot.
+    pub max_instances_per_component: u32,
     /// Linear memory of one instance.
     pub max_memory_bytes: usize,
 }
@@ -31,9 +41,29 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_instances: 256,
+            max_instances_per_component: 256,
             max_memory_bytes: 128 << 20,
         }
     }
+}
+
+/// How often the engine's epoch advances: the granularity of request
+/// deadlines, and how often a busy guest yields its thread to others.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] until the engine is gone.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("meet-host-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .expect("cannot start the epoch thread");
 }
 
 /// The wasmtime engine with the pooling allocator sized from `limits`.
@@ -54,6 +84,7 @@ pub fn engine(limits: Limits) -> Result<Engine> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
+        .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(anyhow::Error::from)
 }
@@ -122,12 +153,26 @@ pub struct LoadedComponent {
     pub id: String,
     pub pre: ProxyPre<HostState>,
     pub policy: ComponentPolicy,
+    /// Free instance slots of this component
+    /// ([`Limits::max_instances_per_component`]).
+    pub slots: Arc<Semaphore>,
 }
 
 impl LoadedComponent {
-    /// A fresh store for one request.
-    pub fn new_store(&self, engine: &Engine) -> Store<HostState> {
-        Store::new(engine, HostState::new(&self.policy))
+    /// A fresh store for one request whose guest code stops (traps with
+    /// `Trap::Interrupt`) once `deadline` has passed. Until then a guest
+    /// that keeps computing yields its thread every epoch tick.
+    pub fn new_store(&self, engine: &Engine, deadline: Instant) -> Store<HostState> {
+        let mut store = Store::new(engine, HostState::new(&self.policy));
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        store
     }
 }
 
@@ -137,6 +182,11 @@ pub struct LoadOptions {
     pub manifest: PathBuf,
     pub runtime_config: Option<PathBuf>,
     pub limits: Limits,
+    /// Keep idle local SQLite connections between requests (not what Spin
+    /// does; never the default).
+    pub reuse_sqlite_connections: bool,
+    /// Outbound `wasi:http` timeouts where the guest sets none.
+    pub outbound_timeouts: OutboundTimeouts,
 }
 
 impl LoadOptions {
@@ -145,6 +195,8 @@ impl LoadOptions {
             manifest: manifest.to_path_buf(),
             runtime_config: runtime_config.map(Path::to_path_buf),
             limits: Limits::default(),
+            reuse_sqlite_connections: false,
+            outbound_timeouts: OutboundTimeouts::default(),
         }
     }
 }
@@ -156,6 +208,9 @@ pub struct App {
     pub router: Router,
     pub databases: Arc<BTreeMap<String, Database>>,
     pub components: BTreeMap<String, Arc<LoadedComponent>>,
+    /// Free slots of the instance pool, all components together
+    /// ([`Limits::max_instances`]).
+    pub instance_slots: Arc<Semaphore>,
 }
 
 impl App {
@@ -189,18 +244,30 @@ impl App {
 
         for location in runtime.databases.values() {
             if let DatabaseLocation::File(path) = location {
-                crate::sqlite::prepare_file(path)?;
+                crate::sqlite::create_parent_dir(path)?;
             }
         }
         let databases: Arc<BTreeMap<String, Database>> = Arc::new(
             runtime
                 .databases
                 .iter()
-                .map(|(name, location)| (name.clone(), Database::new(location)))
+                .map(|(name, location)| {
+                    (
+                        name.clone(),
+                        Database::new(location, options.reuse_sqlite_connections),
+                    )
+                })
                 .collect(),
         );
+        let app_decls = Arc::new(manifest.variables.clone());
+        let env: EnvLookup = Arc::new(|name| std::env::var(name).ok());
 
-        let engine = engine(options.limits)?;
+        let limits = options.limits;
+        if limits.max_instances == 0 || limits.max_instances_per_component == 0 {
+            bail!("instance limits must be at least 1");
+        }
+        let engine = engine(limits)?;
+        start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         crate::state::add_to_linker(&mut linker)?;
         let cache_dir = manifest.dir.join(".spin").join("compiled");
@@ -214,9 +281,15 @@ impl App {
             .collect();
         for id in routed {
             let decl = &manifest.components[id];
-            let loaded =
-                Self::load_one(&engine, &linker, &cache_dir, decl, &app_values, &databases)
-                    .with_context(|| format!("{}: [component.{id}]", manifest.path.display()))?;
+            let shared = Shared {
+                app_values: &app_values,
+                app_decls: &app_decls,
+                env: &env,
+                databases: &databases,
+                options,
+            };
+            let loaded = Self::load_one(&engine, &linker, &cache_dir, decl, &shared)
+                .with_context(|| format!("{}: [component.{id}]", manifest.path.display()))?;
             components.insert(id.to_string(), Arc::new(loaded));
         }
         let router = Router::new(manifest.routes.clone());
@@ -226,6 +299,7 @@ impl App {
             router,
             databases,
             components,
+            instance_slots: Arc::new(Semaphore::new(limits.max_instances as usize)),
         })
     }
 
@@ -234,9 +308,9 @@ impl App {
         linker: &Linker<HostState>,
         cache_dir: &Path,
         decl: &ComponentDecl,
-        app_values: &BTreeMap<String, String>,
-        databases: &Arc<BTreeMap<String, Database>>,
+        shared: &Shared<'_>,
     ) -> Result<LoadedComponent> {
+        let app_values = shared.app_values;
         let id = &decl.id;
         if !decl.source.exists() {
             bail!(
@@ -245,23 +319,42 @@ impl App {
             );
         }
         let allowed_hosts = AllowedHosts::parse(&decl.allowed_outbound_hosts, app_values)?;
-        let variables = resolve_component_variables(&decl.variables, app_values)
+        // Resolved once here only to fail at start-up; `get` resolves
+        // again every time, as Spin does.
+        resolve_component_variables(&decl.variables, app_values)
             .with_context(|| format!("[component.{id}.variables]"))?;
+        let variables = VariableResolver::new(
+            decl.variables.clone(),
+            shared.app_decls.clone(),
+            shared.env.clone(),
+        );
         let component = load_component(engine, &decl.source, cache_dir)?;
         let pre = instantiate_pre(linker, &component, id)?;
         let policy = ComponentPolicy {
             id: Arc::from(id.as_str()),
             allowed_hosts: Arc::new(allowed_hosts),
             variables: Arc::new(variables),
-            sqlite: SqliteCtx::new(&decl.sqlite_databases, databases.clone()),
+            sqlite: SqliteCtx::new(&decl.sqlite_databases, shared.databases.clone()),
             environment: Arc::new(decl.environment.clone().into_iter().collect()),
+            outbound_timeouts: shared.options.outbound_timeouts,
         };
+        let per_component = shared.options.limits.max_instances_per_component;
         Ok(LoadedComponent {
             id: id.clone(),
             pre,
             policy,
+            slots: Arc::new(Semaphore::new(per_component as usize)),
         })
     }
+}
+
+/// What every component of an application is loaded with.
+struct Shared<'a> {
+    app_values: &'a BTreeMap<String, String>,
+    app_decls: &'a Arc<BTreeMap<String, VariableDecl>>,
+    env: &'a EnvLookup,
+    databases: &'a Arc<BTreeMap<String, Database>>,
+    options: &'a LoadOptions,
 }
 
 /// Pre-instantiates `component` as a `wasi:http/proxy`; an import the host
@@ -311,7 +404,8 @@ pub fn measure_instantiation(
     runtime.block_on(async move {
         let start = std::time::Instant::now();
         for _ in 0..iterations {
-            let mut store = loaded.new_store(&app.engine);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut store = loaded.new_store(&app.engine, deadline);
             let proxy = loaded.pre.instantiate_async(&mut store).await?;
             std::hint::black_box(&proxy);
         }
@@ -338,6 +432,7 @@ mod tests {
         let mut options = LoadOptions::new(&manifest, None);
         options.limits = Limits {
             max_instances: 4,
+            max_instances_per_component: 4,
             max_memory_bytes: 1 << 20,
         };
         options
@@ -392,6 +487,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = engine(Limits {
             max_instances: 2,
+            max_instances_per_component: 2,
             max_memory_bytes: 1 << 20,
         })
         .unwrap();

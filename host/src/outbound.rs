@@ -4,10 +4,15 @@
 //! scheme, the host (or a leading `*.` for any subdomain) or the port; a
 //! missing port means the scheme's default port; `{{ var }}` templates are
 //! resolved against application variables first.
+//!
+//! `tcp://<ip>:<port>` (and `udp://`) entries govern `wasi:sockets`, as in
+//! Spin: the numeric address being connected must match; a host name in an
+//! entry never matches, since name lookups are denied.
 
 use crate::variables::Template;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HostPattern {
@@ -122,6 +127,33 @@ impl AllowedHost {
         };
         scheme_ok && host_ok && port_ok
     }
+
+    /// Whether a socket of `scheme` (`tcp` or `udp`) may reach `addr`: the
+    /// host must be `*` or an IP literal equal to the address.
+    fn allows_socket(&self, scheme: &str, addr: SocketAddr) -> bool {
+        let scheme_ok = self.scheme.as_deref().is_none_or(|s| s == scheme);
+        let host_ok = match &self.host {
+            HostPattern::Any => true,
+            HostPattern::Exact(expected) => parse_ip(expected) == Some(addr.ip()),
+            HostPattern::Subdomain(_) => false,
+        };
+        let port = addr.port();
+        let port_ok = match self.port {
+            PortPattern::Any => true,
+            PortPattern::Exact(expected) => expected == port,
+            PortPattern::Range(start, end) => (start..=end).contains(&port),
+        };
+        scheme_ok && host_ok && port_ok
+    }
+}
+
+/// `127.0.0.1` or `[::1]` as an address; a name is `None`.
+fn parse_ip(host: &str) -> Option<IpAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse().ok()
 }
 
 impl AllowedHosts {
@@ -158,6 +190,12 @@ impl AllowedHosts {
             return false;
         };
         self.entries.iter().any(|e| e.allows(&scheme, &host, port))
+    }
+
+    /// Whether a socket of `scheme` (`tcp` or `udp`) may connect or send to
+    /// `addr`.
+    pub fn allows_socket(&self, scheme: &str, addr: SocketAddr) -> bool {
+        self.allow_all || self.entries.iter().any(|e| e.allows_socket(scheme, addr))
     }
 }
 
@@ -224,6 +262,44 @@ mod tests {
         let err = AllowedHosts::parse(&["https://{{ missing }}".to_string()], &BTreeMap::new())
             .unwrap_err();
         assert!(format!("{err:#}").contains("missing"));
+    }
+
+    fn socket_allowed(hosts: &AllowedHosts, scheme: &str, addr: &str) -> bool {
+        hosts.allows_socket(scheme, addr.parse().unwrap())
+    }
+
+    #[test]
+    fn tcp_entries_match_numeric_addresses_only() {
+        let values = BTreeMap::from([
+            ("email_host".to_string(), "127.0.0.1".to_string()),
+            ("email_port".to_string(), "2525".to_string()),
+        ]);
+        let entries: Vec<String> = [
+            "tcp://{{ email_host }}:{{ email_port }}",
+            "tcp://[::1]:25",
+            "tcp://*:587",
+            "tcp://localhost:26",
+            "https://127.0.0.1:443",
+        ]
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+        let h = AllowedHosts::parse(&entries, &values).unwrap();
+        assert!(socket_allowed(&h, "tcp", "127.0.0.1:2525"));
+        assert!(!socket_allowed(&h, "tcp", "127.0.0.1:2526"));
+        assert!(!socket_allowed(&h, "tcp", "127.0.0.2:2525"));
+        assert!(socket_allowed(&h, "tcp", "[::1]:25"));
+        assert!(socket_allowed(&h, "tcp", "10.1.2.3:587"));
+        assert!(socket_allowed(&h, "tcp", "[2001:db8::1]:587"));
+        // A name never matches: the guest cannot resolve it anyway.
+        assert!(!socket_allowed(&h, "tcp", "127.0.0.1:26"));
+        // HTTP entries do not open raw sockets, and TCP is not UDP.
+        assert!(!socket_allowed(&h, "tcp", "127.0.0.1:443"));
+        assert!(!socket_allowed(&h, "udp", "127.0.0.1:2525"));
+        // `tcp://` entries never allow HTTP requests.
+        assert!(!allowed(&h, "http://127.0.0.1:2525/"));
+        assert!(AllowedHosts::parse(&["tcp://127.0.0.1".to_string()], &values).is_err());
+        assert!(!socket_allowed(&hosts(&[]), "tcp", "127.0.0.1:2525"));
     }
 
     #[test]

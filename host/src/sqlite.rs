@@ -5,19 +5,32 @@ use crate::runtime_config::DatabaseLocation;
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
-
-/// How long a statement waits for a lock held by another connection.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An open connection. Both kinds block (file I/O, HTTP round trips), so
 /// calls run on tokio's blocking pool; the mutex lets the connection move
 /// there and back.
 pub enum Connection {
-    Local(Arc<Mutex<rusqlite::Connection>>, FilePool),
+    Local(Arc<Mutex<LocalConnection>>),
     Libsql(Arc<Mutex<crate::libsql::Stream>>),
+}
+
+/// A guest's connection to a database file. Like Spin, the file is opened
+/// by the first statement, not by `open`.
+pub struct LocalConnection {
+    conn: Option<rusqlite::Connection>,
+    source: FilePool,
+}
+
+impl LocalConnection {
+    fn get(&mut self) -> Result<&rusqlite::Connection, Error> {
+        if self.conn.is_none() {
+            self.conn = Some(self.source.take().map_err(to_error)?);
+        }
+        self.conn.as_ref().ok_or(Error::InvalidConnection)
+    }
 }
 
 /// Per-component SQLite state, shared by all of its stores.
@@ -35,31 +48,37 @@ pub enum Database {
     Libsql(Arc<crate::libsql::Client>),
 }
 
-/// Idle connections to one database file. Requests reuse them, so SQLite's
-/// parsed schema and prepared statements survive from one request to the
-/// next instead of being rebuilt on every `open`.
+/// Where a database file's connections come from. By default every guest
+/// connection is a fresh `rusqlite::Connection::open`, as in Spin (so the
+/// schema is parsed again each time). With `reuse`, idle connections are
+/// kept and handed out again, which real Spin never does.
 #[derive(Clone)]
 pub struct FilePool {
     path: std::path::PathBuf,
+    reuse: bool,
     idle: Arc<Mutex<Vec<rusqlite::Connection>>>,
 }
 
-/// Idle connections kept per database file.
+/// Idle connections kept per database file when reusing them.
 const MAX_IDLE_CONNECTIONS: usize = 64;
 
 impl FilePool {
     fn take(&self) -> rusqlite::Result<rusqlite::Connection> {
-        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let reused = if self.reuse {
+            self.idle.lock().ok().and_then(|mut idle| idle.pop())
+        } else {
+            None
+        };
         match reused {
             Some(conn) => Ok(conn),
             None => open_file(&self.path),
         }
     }
 
-    /// Takes a connection back, unless a guest left a transaction open on
-    /// it: that one is rolled back by closing it.
+    /// Takes a connection back when reusing, unless a guest left a
+    /// transaction open on it: that one is rolled back by closing it.
     fn give_back(&self, conn: rusqlite::Connection) {
-        if !conn.is_autocommit() {
+        if !self.reuse || !conn.is_autocommit() {
             return;
         }
         if let Ok(mut idle) = self.idle.lock() {
@@ -71,10 +90,13 @@ impl FilePool {
 }
 
 impl Database {
-    pub fn new(location: &DatabaseLocation) -> Self {
+    /// `reuse_file_connections` keeps idle local connections between
+    /// requests (`--reuse-sqlite-connections`); off by default, like Spin.
+    pub fn new(location: &DatabaseLocation, reuse_file_connections: bool) -> Self {
         match location {
             DatabaseLocation::File(path) => Self::File(FilePool {
                 path: path.clone(),
+                reuse: reuse_file_connections,
                 idle: Arc::new(Mutex::new(Vec::new())),
             }),
             DatabaseLocation::Libsql { url, token } => {
@@ -96,6 +118,8 @@ impl SqliteCtx {
 pub struct SqliteView<'a> {
     pub ctx: &'a SqliteCtx,
     pub table: &'a mut ResourceTable,
+    /// Statements the current request has executed (its log line's `sql=`).
+    pub statements: &'a AtomicU32,
 }
 
 struct HasSqlite;
@@ -112,22 +136,20 @@ pub fn add_to_linker<T: Send + 'static>(
     Ok(())
 }
 
-/// Opens a database file the way every request does: busy timeout set,
-/// WAL already chosen at start-up by [`prepare_file`].
+/// Opens a database file the way Spin does: `rusqlite::Connection::open`
+/// with rusqlite's defaults (5 s busy timeout; the journal mode is whatever
+/// the file has, WAL once `meet-host migrate` has run; foreign keys on,
+/// as the bundled SQLite is built with `SQLITE_DEFAULT_FOREIGN_KEYS=1`).
 pub fn open_file(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    Ok(conn)
+    rusqlite::Connection::open(path)
 }
 
 /// Creates a database file (and its directory) if needed and switches it to
 /// WAL, which is a persistent property of the file, so readers don't block
-/// the writer.
+/// the writer. Only `migrate` does this (also the deploy step before
+/// `spin up`), so Spin and this host open the same kind of file.
 pub fn prepare_file(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create directory {}", dir.display()))?;
-    }
+    create_parent_dir(path)?;
     let conn =
         open_file(path).with_context(|| format!("cannot open database {}", path.display()))?;
     let mode: String = conn
@@ -135,6 +157,15 @@ pub fn prepare_file(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot set WAL mode on {}", path.display()))?;
     if !mode.eq_ignore_ascii_case("wal") {
         bail!("database {} refused WAL mode (got {mode})", path.display());
+    }
+    Ok(())
+}
+
+/// What Spin does for a local database at start-up: create its directory.
+pub fn create_parent_dir(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
     }
     Ok(())
 }
@@ -161,11 +192,12 @@ fn from_sql(value: rusqlite::types::ValueRef<'_>) -> Value {
     }
 }
 
+/// Every rusqlite error becomes `io(<rusqlite's message>)`, exactly as in
+/// Spin: e.g. `io("UNIQUE constraint failed: t.x")`, or the message of a
+/// trigger's `RAISE(ABORT, '...')` verbatim. The extended result code is
+/// not passed on (Spin's interface has no place for it).
 fn to_error(err: rusqlite::Error) -> Error {
-    match err.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DiskFull) => Error::DatabaseFull,
-        _ => Error::Io(err.to_string()),
-    }
+    Error::Io(err.to_string())
 }
 
 /// Runs one statement and collects its rows.
@@ -207,15 +239,11 @@ impl wit::HostConnection for SqliteView<'_> {
             return Ok(Err(Error::AccessDenied));
         }
         let connection = match db {
-            Database::File(pool) => {
-                let source = pool.clone();
-                let opened = tokio::task::spawn_blocking(move || source.take()).await;
-                match opened {
-                    Ok(Ok(conn)) => Connection::Local(Arc::new(Mutex::new(conn)), pool.clone()),
-                    Ok(Err(err)) => return Ok(Err(to_error(err))),
-                    Err(err) => return Ok(Err(Error::Io(err.to_string()))),
-                }
-            }
+            // The file is opened by the first statement, as in Spin.
+            Database::File(pool) => Connection::Local(Arc::new(Mutex::new(LocalConnection {
+                conn: None,
+                source: pool.clone(),
+            }))),
             // The stream starts lazily with the first statement.
             Database::Libsql(client) => Connection::Libsql(Arc::new(Mutex::new(
                 crate::libsql::Stream::open(client.clone()),
@@ -233,12 +261,13 @@ impl wit::HostConnection for SqliteView<'_> {
         let Ok(conn) = self.table.get(&connection) else {
             return Ok(Err(Error::InvalidConnection));
         };
+        self.statements.fetch_add(1, Ordering::Relaxed);
         let result = match conn {
-            Connection::Local(inner, _) => {
+            Connection::Local(inner) => {
                 let inner = inner.clone();
                 tokio::task::spawn_blocking(move || {
-                    let conn = inner.lock().map_err(|_| Error::InvalidConnection)?;
-                    execute(&conn, &statement, parameters)
+                    let mut local = inner.lock().map_err(|_| Error::InvalidConnection)?;
+                    execute(local.get()?, &statement, parameters)
                 })
                 .await
             }
@@ -256,12 +285,16 @@ impl wit::HostConnection for SqliteView<'_> {
 
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
         match self.table.delete(connection)? {
-            Connection::Local(conn, pool) => {
+            Connection::Local(local) => {
                 // Statements run on the blocking pool hold a clone only
                 // while they run; once the guest drops it, it is ours.
-                if let Ok(conn) = Arc::try_unwrap(conn) {
-                    if let Ok(conn) = conn.into_inner() {
-                        pool.give_back(conn);
+                if let Ok(local) = Arc::try_unwrap(local) {
+                    if let Ok(LocalConnection {
+                        conn: Some(conn),
+                        source,
+                    }) = local.into_inner()
+                    {
+                        source.give_back(conn);
                     }
                 }
             }
@@ -313,5 +346,68 @@ mod tests {
         assert!(matches!(result.rows[0].values[4], Value::Null));
         let err = execute(&conn, "SELECT * FROM missing", vec![]).unwrap_err();
         assert!(matches!(err, Error::Io(msg) if msg.contains("missing")));
+    }
+
+    #[test]
+    fn constraint_and_trigger_errors_carry_sqlite_s_message_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_file(&dir.path().join("e.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (x TEXT UNIQUE);
+             CREATE TRIGGER no_y BEFORE INSERT ON t WHEN NEW.x = 'y'
+             BEGIN SELECT RAISE(ABORT, 'y is not allowed'); END;
+             INSERT INTO t VALUES ('a');",
+        )
+        .unwrap();
+        let unique = execute(
+            &conn,
+            "INSERT INTO t VALUES (?)",
+            vec![Value::Text("a".into())],
+        )
+        .unwrap_err();
+        assert_eq!(
+            format!("{unique:?}"),
+            r#"Error::Io("UNIQUE constraint failed: t.x")"#
+        );
+        let raised = execute(
+            &conn,
+            "INSERT INTO t VALUES (?)",
+            vec![Value::Text("y".into())],
+        )
+        .unwrap_err();
+        assert_eq!(format!("{raised:?}"), r#"Error::Io("y is not allowed")"#);
+    }
+
+    #[test]
+    fn connections_open_like_spin_fresh_unless_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        prepare_file(&path).unwrap();
+        let conn = open_file(&path).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal", "journal mode comes from the file");
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        let busy: i64 = conn
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(busy, 5000);
+
+        let fresh = match Database::new(&DatabaseLocation::File(path.clone()), false) {
+            Database::File(pool) => pool,
+            Database::Libsql(_) => unreachable!(),
+        };
+        fresh.give_back(fresh.take().unwrap());
+        assert_eq!(fresh.idle.lock().unwrap().len(), 0);
+        let reused = match Database::new(&DatabaseLocation::File(path), true) {
+            Database::File(pool) => pool,
+            Database::Libsql(_) => unreachable!(),
+        };
+        reused.give_back(reused.take().unwrap());
+        assert_eq!(reused.idle.lock().unwrap().len(), 1);
     }
 }

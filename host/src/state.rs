@@ -4,12 +4,47 @@
 use crate::bindings::variables::{self as wit, Error};
 use crate::outbound::AllowedHosts;
 use crate::sqlite::{SqliteCtx, SqliteView};
-use crate::variables::is_valid_name;
-use std::collections::BTreeMap;
+use crate::variables::{is_valid_name, VariableResolver};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
+use std::time::Duration;
 use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{
+    RequestOptions, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+
+/// Timeouts of an outbound `wasi:http` request when the guest sets none
+/// (wasmtime's own default is 600 s for each).
+#[derive(Debug, Clone, Copy)]
+pub struct OutboundTimeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub between_bytes: Duration,
+}
+
+impl Default for OutboundTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(30),
+            between_bytes: Duration::from_secs(30),
+        }
+    }
+}
+
+impl OutboundTimeouts {
+    /// The guest's options, with our defaults where it set none.
+    pub fn apply(&self, guest: Option<RequestOptions>) -> RequestOptions {
+        let guest = guest.unwrap_or_default();
+        RequestOptions {
+            connect_timeout: guest.connect_timeout.or(Some(self.connect)),
+            first_byte_timeout: guest.first_byte_timeout.or(Some(self.first_byte)),
+            between_bytes_timeout: guest.between_bytes_timeout.or(Some(self.between_bytes)),
+        }
+    }
+}
 
 /// What one component instance may see and do; built once per component
 /// and shared by all of its stores.
@@ -17,9 +52,10 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 pub struct ComponentPolicy {
     pub id: Arc<str>,
     pub allowed_hosts: Arc<AllowedHosts>,
-    pub variables: Arc<BTreeMap<String, String>>,
+    pub variables: Arc<VariableResolver>,
     pub sqlite: SqliteCtx,
     pub environment: Arc<Vec<(String, String)>>,
+    pub outbound_timeouts: OutboundTimeouts,
 }
 
 /// The data of one `Store`, i.e. of one request.
@@ -29,17 +65,33 @@ pub struct HostState {
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     policy: ComponentPolicy,
+    sql_statements: Arc<AtomicU32>,
 }
 
 impl HostState {
     pub fn new(policy: &ComponentPolicy) -> Self {
         let mut wasi = WasiCtx::builder();
-        // Like Spin: guest stdout/stderr go to the host's, no filesystem,
-        // no sockets beyond wasi:http.
+        // Like Spin: guest stdout/stderr go to the host's, no filesystem;
+        // sockets only to the `tcp://` / `udp://` addresses of
+        // `allowed_outbound_hosts`, and no name lookups.
         wasi.inherit_stdout().inherit_stderr();
         for (key, value) in policy.environment.iter() {
             wasi.env(key, value);
         }
+        let allowed = policy.allowed_hosts.clone();
+        let component = policy.id.clone();
+        wasi.allow_tcp(true)
+            .allow_udp(true)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(move |addr, use_| {
+                let permitted = socket_permitted(&allowed, addr, use_);
+                if !permitted {
+                    eprintln!(
+                        "socket denied: component `{component}` may not use {addr} ({use_:?}; not in allowed_outbound_hosts)"
+                    );
+                }
+                Box::pin(async move { permitted })
+            });
         Self {
             table: ResourceTable::new(),
             wasi: wasi.build(),
@@ -47,21 +99,29 @@ impl HostState {
             hooks: OutboundHooks {
                 component: policy.id.clone(),
                 allowed: policy.allowed_hosts.clone(),
+                timeouts: policy.outbound_timeouts,
             },
             policy: policy.clone(),
+            sql_statements: Arc::new(AtomicU32::new(0)),
         }
+    }
+
+    /// The number of SQL statements this store's guest has executed so far.
+    pub fn sql_statements(&self) -> Arc<AtomicU32> {
+        self.sql_statements.clone()
     }
 
     fn sqlite(&mut self) -> SqliteView<'_> {
         SqliteView {
             ctx: &self.policy.sqlite,
             table: &mut self.table,
+            statements: &self.sql_statements,
         }
     }
 
     fn variables(&mut self) -> VariablesView<'_> {
         VariablesView {
-            values: &self.policy.variables,
+            resolver: &self.policy.variables,
         }
     }
 }
@@ -85,10 +145,31 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// Enforces `allowed_outbound_hosts` before any connection is made.
+/// Spin's socket policy: connecting (TCP) or exchanging datagrams (UDP) needs a
+/// matching `tcp://` / `udp://` entry; binding is allowed only implicitly
+/// (the wildcard address, any port, as `connect` does); listening and
+/// accepting are never allowed.
+pub fn socket_permitted(
+    allowed: &AllowedHosts,
+    addr: std::net::SocketAddr,
+    use_: SocketAddrUse,
+) -> bool {
+    match use_ {
+        SocketAddrUse::TcpConnect => allowed.allows_socket("tcp", addr),
+        SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => allowed.allows_socket("udp", addr),
+        SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+            addr.ip().is_unspecified() && addr.port() == 0
+        }
+        SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+    }
+}
+
+/// Enforces `allowed_outbound_hosts` before any connection is made, and
+/// bounds the time of every outbound request.
 struct OutboundHooks {
     component: Arc<str>,
     allowed: Arc<AllowedHosts>,
+    timeouts: OutboundTimeouts,
 }
 
 type SendFuture = Box<
@@ -120,9 +201,11 @@ impl WasiHttpHooks for OutboundHooks {
             );
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
+        let options = self.timeouts.apply(options);
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,
@@ -133,7 +216,7 @@ impl WasiHttpHooks for OutboundHooks {
 
 /// The variables of one component.
 pub struct VariablesView<'a> {
-    values: &'a BTreeMap<String, String>,
+    resolver: &'a VariableResolver,
 }
 
 struct HasVariables;
@@ -147,9 +230,10 @@ impl wit::Host for VariablesView<'_> {
         if !is_valid_name(&name) {
             return Ok(Err(Error::InvalidName(name)));
         }
-        Ok(match self.values.get(&name) {
-            Some(value) => Ok(value.clone()),
-            None => Err(Error::Undefined(format!("no variable for {name:?}"))),
+        Ok(match self.resolver.get(&name) {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Err(Error::Undefined(format!("no variable for {name:?}"))),
+            Err(err) => Err(Error::Provider(err.to_string())),
         })
     }
 }
@@ -162,4 +246,43 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     crate::sqlite::add_to_linker(linker, HostState::sqlite)?;
     wit::add_to_linker::<HostState, HasVariables>(linker, HostState::variables)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_follow_spin_s_policy() {
+        let entries = vec!["tcp://127.0.0.1:2525".to_string()];
+        let allowed = AllowedHosts::parse(&entries, &Default::default()).unwrap();
+        let permitted = |addr: &str, use_| socket_permitted(&allowed, addr.parse().unwrap(), use_);
+        assert!(permitted("127.0.0.1:2525", SocketAddrUse::TcpConnect));
+        assert!(!permitted("127.0.0.1:2526", SocketAddrUse::TcpConnect));
+        assert!(!permitted("127.0.0.1:2525", SocketAddrUse::UdpSend));
+        // The implicit bind of `connect`, but no explicit bind or listener.
+        assert!(permitted("0.0.0.0:0", SocketAddrUse::TcpBind));
+        assert!(permitted("[::]:0", SocketAddrUse::TcpBind));
+        assert!(!permitted("127.0.0.1:8080", SocketAddrUse::TcpBind));
+        assert!(!permitted("0.0.0.0:0", SocketAddrUse::TcpListen));
+        assert!(!permitted("127.0.0.1:2525", SocketAddrUse::TcpAccept));
+    }
+
+    #[test]
+    fn outbound_timeouts_fill_only_what_the_guest_left_unset() {
+        let ours = OutboundTimeouts::default();
+        let none = ours.apply(None);
+        assert_eq!(none.connect_timeout, Some(ours.connect));
+        assert_eq!(none.first_byte_timeout, Some(ours.first_byte));
+        assert_eq!(none.between_bytes_timeout, Some(ours.between_bytes));
+        let guest = RequestOptions {
+            connect_timeout: Some(Duration::from_millis(5)),
+            first_byte_timeout: None,
+            between_bytes_timeout: Some(Duration::from_secs(100)),
+        };
+        let merged = ours.apply(Some(guest));
+        assert_eq!(merged.connect_timeout, Some(Duration::from_millis(5)));
+        assert_eq!(merged.first_byte_timeout, Some(ours.first_byte));
+        assert_eq!(merged.between_bytes_timeout, Some(Duration::from_secs(100)));
+    }
 }

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// An application-level variable declared in `[variables]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +126,58 @@ pub fn resolve_component_variables(
     Ok(values)
 }
 
+/// Where application variable values come from (`SPIN_VARIABLE_<NAME>` in
+/// production; a fixed map in tests).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// A component's variables, resolved again on every `get` as Spin does:
+/// the template is rendered and each application variable it uses is
+/// looked up in the provider (the environment), falling back to its
+/// default.
+pub struct VariableResolver {
+    templates: BTreeMap<String, Template>,
+    app: Arc<BTreeMap<String, VariableDecl>>,
+    env: EnvLookup,
+}
+
+impl VariableResolver {
+    pub fn new(
+        templates: BTreeMap<String, Template>,
+        app: Arc<BTreeMap<String, VariableDecl>>,
+        env: EnvLookup,
+    ) -> Self {
+        Self {
+            templates,
+            app,
+            env,
+        }
+    }
+
+    /// The value of component variable `name`; `Ok(None)` if the component
+    /// has no such variable. Errors never contain values.
+    pub fn get(&self, name: &str) -> Result<Option<String>> {
+        let Some(template) = self.templates.get(name) else {
+            return Ok(None);
+        };
+        let mut values = BTreeMap::new();
+        for used in template.variables() {
+            let value = match ((self.env)(&env_name(used)), self.app.get(used)) {
+                (Some(value), _) => value,
+                (
+                    None,
+                    Some(VariableDecl {
+                        default: Some(default),
+                        ..
+                    }),
+                ) => default.clone(),
+                _ => bail!("variable `{used}` has no value: set {}", env_name(used)),
+            };
+            values.insert(used.to_string(), value);
+        }
+        template.render(&values).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +237,40 @@ mod tests {
         )]);
         let values = resolve_component_variables(&templates, &app).unwrap();
         assert_eq!(values["users_url"], "https://a.example/users");
+    }
+
+    #[test]
+    fn the_resolver_reads_the_provider_on_every_get() {
+        let app = Arc::new(BTreeMap::from([
+            ("api_host".to_string(), decl(Some("default.example"))),
+            ("token".to_string(), decl(None)),
+        ]));
+        let templates = BTreeMap::from([
+            (
+                "users_url".to_string(),
+                Template::parse("https://{{ api_host }}/users").unwrap(),
+            ),
+            ("token".to_string(), Template::parse("{{ token }}").unwrap()),
+        ]);
+        let current = Arc::new(std::sync::Mutex::new(None::<String>));
+        let seen = current.clone();
+        let env: EnvLookup = Arc::new(move |name| {
+            (name == "SPIN_VARIABLE_API_HOST")
+                .then(|| seen.lock().unwrap().clone())
+                .flatten()
+        });
+        let resolver = VariableResolver::new(templates, app, env);
+        assert_eq!(
+            resolver.get("users_url").unwrap().unwrap(),
+            "https://default.example/users"
+        );
+        *current.lock().unwrap() = Some("env.example".into());
+        assert_eq!(
+            resolver.get("users_url").unwrap().unwrap(),
+            "https://env.example/users"
+        );
+        assert!(resolver.get("missing").unwrap().is_none());
+        let err = resolver.get("token").unwrap_err();
+        assert!(err.to_string().contains("SPIN_VARIABLE_TOKEN"), "{err}");
     }
 }

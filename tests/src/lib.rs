@@ -58,6 +58,8 @@ pub struct AppOptions {
     pub variables: Vec<(String, String)>,
     /// Reuse this database file instead of a fresh one.
     pub database: Option<PathBuf>,
+    /// Extra `meet-host up` flags, e.g. `["--request-timeout", "1s"]`.
+    pub host_args: Vec<String>,
 }
 
 impl Default for AppOptions {
@@ -66,6 +68,7 @@ impl Default for AppOptions {
             manifest: repo_root().join("spin.toml"),
             variables: Vec::new(),
             database: None,
+            host_args: Vec::new(),
         }
     }
 }
@@ -73,6 +76,12 @@ impl Default for AppOptions {
 impl AppOptions {
     pub fn variables(mut self, pairs: &[(String, String)]) -> AppOptions {
         self.variables.extend(pairs.iter().cloned());
+        self
+    }
+
+    /// Adds `meet-host up` flags: `.host_args(&["--request-timeout", "1s"])`.
+    pub fn host_args(mut self, args: &[&str]) -> AppOptions {
+        self.host_args.extend(args.iter().map(|a| a.to_string()));
         self
     }
 
@@ -129,6 +138,7 @@ pub fn start_host(options: &AppOptions) -> anyhow::Result<TestApp> {
         .arg("--runtime-config-file")
         .arg(&runtime_config)
         .args(["--listen", "127.0.0.1:0"])
+        .args(&options.host_args)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log_path)?);
     for (name, value) in &options.variables {
@@ -245,6 +255,50 @@ impl TestApp {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Every request the host has logged so far, oldest first.
+    pub fn logged_requests(&self) -> Vec<LoggedRequest> {
+        self.logs()
+            .lines()
+            .filter_map(LoggedRequest::parse)
+            .collect()
+    }
+
+    /// The SQL statements (`execute` calls) the last `method path` request
+    /// ran, from the host's log line. The host writes the line before the
+    /// last byte of the response, so read the response body first; if no
+    /// such line is there yet, this waits up to 5 s, then panics.
+    ///
+    /// ```ignore
+    /// let response = app.get("/api/v1.0/config/");
+    /// response.text().unwrap();
+    /// assert!(app.sql_count("GET", "/api/v1.0/config/") <= 1);
+    /// ```
+    pub fn sql_count(&self, method: &str, path: &str) -> u32 {
+        self.last_logged(method, path).sql
+    }
+
+    /// The host's log line of the last `method path` request (see
+    /// [`TestApp::sql_count`]).
+    pub fn last_logged(&self, method: &str, path: &str) -> LoggedRequest {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .logged_requests()
+                .into_iter()
+                .rev()
+                .find(|line| line.method == method && line.path == path);
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the host logged no {method} {path} request:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A direct connection to the app's database, to check what was stored.
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(&self.db_path).expect("database opens")
@@ -258,6 +312,54 @@ impl Drop for TestApp {
         if std::thread::panicking() {
             eprintln!("--- host log ---\n{}", self.logs());
         }
+    }
+}
+
+/// One request as the host logs it:
+/// `METHOD PATH COMPONENT STATUS DURATIONms sql=N[ error: CAUSE]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    /// `-` when no route matched.
+    pub component: String,
+    pub status: u16,
+    pub duration_ms: f64,
+    /// SQL statements the request executed.
+    pub sql: u32,
+    /// Why the request failed, when the host says.
+    pub error: Option<String>,
+}
+
+impl LoggedRequest {
+    /// Parses a host log line; `None` for any other line.
+    pub fn parse(line: &str) -> Option<LoggedRequest> {
+        let (head, error) = match line.split_once(" error: ") {
+            Some((head, cause)) => (head, Some(cause.to_string())),
+            None => (line, None),
+        };
+        let mut fields = head.split(' ');
+        let method = fields.next()?;
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        let path = fields.next()?;
+        let component = fields.next()?;
+        let status = fields.next()?.parse().ok()?;
+        let duration_ms = fields.next()?.strip_suffix("ms")?.parse().ok()?;
+        let sql = fields.next()?.strip_prefix("sql=")?.parse().ok()?;
+        if fields.next().is_some() {
+            return None;
+        }
+        Some(LoggedRequest {
+            method: method.to_string(),
+            path: path.to_string(),
+            component: component.to_string(),
+            status,
+            duration_ms,
+            sql,
+            error,
+        })
     }
 }
 
@@ -321,4 +423,37 @@ pub fn api_user(
     assert_eq!(response.status(), 200, "the bearer user was not created");
     let me = response.json().expect("users/me answers JSON");
     (token, me)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LoggedRequest;
+
+    #[test]
+    fn host_log_lines_parse_and_other_lines_do_not() {
+        let ok = LoggedRequest::parse("GET /api/v1.0/config/ identity 200 1.250ms sql=2").unwrap();
+        assert_eq!(
+            (ok.method.as_str(), ok.path.as_str(), ok.component.as_str()),
+            ("GET", "/api/v1.0/config/", "identity")
+        );
+        assert_eq!((ok.status, ok.sql, ok.error), (200, 2, None));
+        assert!((ok.duration_ms - 1.25).abs() < 1e-9);
+        let failed = LoggedRequest::parse(
+            "POST /x rooms 503 10.000ms sql=0 error: no free instance of `rooms` within 10.0 s",
+        )
+        .unwrap();
+        assert_eq!(failed.status, 503);
+        assert_eq!(
+            failed.error.as_deref(),
+            Some("no free instance of `rooms` within 10.0 s")
+        );
+        for other in [
+            "route /api/v1.0/... -> identity",
+            "meet-host listening on http://127.0.0.1:1",
+            "GET /x - 404 1.0ms",
+            "thread 'main' panicked at src/lib.rs:1:1:",
+        ] {
+            assert!(LoggedRequest::parse(other).is_none(), "{other}");
+        }
+    }
 }
