@@ -4,8 +4,8 @@
 use std::cell::RefCell;
 
 use anyhow::{Context, Result};
-use meet_core::ports::{Database, DbError, SqlRows, SqlValue};
 use meet_core::identity::merge::{merge_duplicate_users, MergedEmail};
+use meet_core::ports::{Database, DbError, SqlRows, SqlValue};
 
 use crate::bindings::sqlite::Value;
 use crate::runtime_config::DatabaseLocation;

@@ -10,8 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+pub mod hrana_server;
+pub mod livekit_server;
 pub mod load;
 pub mod oidc_provider;
+pub mod smtp_server;
+pub mod summary_service;
 
 /// The repository root (this crate lives in `tests/`).
 pub fn repo_root() -> PathBuf {
