@@ -1,108 +1,355 @@
-//! `cargo run --release -p meet-e2e --bin meet-bench [-- SECONDS]`
+//! `cargo run --release -p meet-e2e --bin meet-bench [-- SECONDS] [--libsql-delay-ms 1,5]`
 //!
-//! Serves the app on the project's host with a fresh database and loads the
-//! endpoints that matter at 32 concurrent connections, printing requests/s
-//! and latency percentiles, plus the time to instantiate a component.
+//! Serves the app on the project's host with a fresh database, together with
+//! the baseline component (`tests/baseline`: a constant answer, one indexed
+//! `SELECT`), and loads each endpoint at 32 concurrent connections, printing
+//! requests/s and latency percentiles, each app endpoint next to its
+//! baseline, plus the time to instantiate a component.
+//!
+//! With `--libsql-delay-ms`, the database is instead a fake libSQL server
+//! (Hrana over HTTP on loopback) that waits the given delay on every HTTP
+//! request, and each hot path is printed with its statements per request.
 
 use std::time::Duration;
 
+use meet_e2e::hrana_server::{HranaServer, HranaStats};
+use meet_e2e::load::{self, BenchHost, LoadReport};
 use meet_e2e::oidc_provider::OidcProvider;
-use meet_e2e::{load, repo_root, spawn_app_with, AppOptions};
+use meet_e2e::repo_root;
 use serde_json::json;
 
 const CONNECTIONS: usize = 32;
 const ROOMS_OF_THE_BUSY_USER: usize = 1000;
+/// Fewer rooms over libSQL: each creation is several round trips.
+const ROOMS_OVER_LIBSQL: usize = 100;
+const ROOM_SLUG: &str = "bench-room-0042";
+const LIBSQL_TOKEN: &str = "bench-libsql-token";
 
-fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::args()
-        .nth(1)
-        .map(|arg| arg.parse())
-        .transpose()?
-        .unwrap_or(10);
-    let provider = OidcProvider::start();
-    let app = spawn_app_with(
-        AppOptions::default()
-            .variables(&provider.variables())
-            .variable("oidc_bearer_cache_seconds", "3600")
-            .variable("livekit_api_key", "bench-key")
-            .variable(
-                "livekit_api_secret",
-                "a-bench-secret-of-at-least-32-characters",
-            )
-            .variable("livekit_api_url", "wss://livekit.example.org"),
-    );
-    let address = app.address.trim_start_matches("http://").to_string();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+struct Options {
+    seconds: u64,
+    libsql_delays_ms: Option<Vec<u64>>,
+}
 
-    for component in ["identity", "rooms"] {
-        let instantiation =
-            meet_host::measure_instantiation(&repo_root().join("spin.toml"), None, component, 200)?;
-        println!(
-            "instantiate {component} component: {:.3} ms (mean of 200)",
-            instantiation.as_secs_f64() * 1000.0
-        );
+fn parse_options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        seconds: 10,
+        libsql_delays_ms: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--libsql-delay-ms" {
+            let list = args
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("--libsql-delay-ms takes a list, e.g. 1,5"))?;
+            let delays = list
+                .split(',')
+                .map(|d| d.trim().parse::<u64>())
+                .collect::<Result<Vec<_>, _>>()?;
+            anyhow::ensure!(
+                delays.iter().all(|d| *d <= 1000),
+                "delays are at most 1000 ms"
+            );
+            options.libsql_delays_ms = Some(delays);
+        } else {
+            options.seconds = arg.parse()?;
+            anyhow::ensure!(
+                (1..=load::MAX_DURATION.as_secs()).contains(&options.seconds),
+                "SECONDS is between 1 and {}",
+                load::MAX_DURATION.as_secs()
+            );
+        }
     }
+    Ok(options)
+}
 
-    // A user with many rooms, and one public room to join.
-    let mut claims = serde_json::Map::new();
-    claims.insert("sub".into(), json!("bench-user"));
-    claims.insert("email".into(), json!("bench@example.org"));
-    let token = provider.issue_access_token(claims);
-    let client = reqwest::blocking::Client::new();
-    for n in 0..ROOMS_OF_THE_BUSY_USER {
-        let response = client
-            .post(app.url("/api/v1.0/rooms/"))
-            .bearer_auth(&token)
-            .json(&json!({"name": format!("bench room {n:04}")}))
-            .send()?;
-        anyhow::ensure!(
-            response.status() == 201,
-            "creating a room: {}",
-            response.status()
-        );
-    }
-    let bearer = vec![("authorization".to_string(), format!("Bearer {token}"))];
+/// One load's figures, and what the libSQL server served meanwhile.
+struct Measured {
+    report: LoadReport,
+    served: Option<HranaStats>,
+}
 
-    let measure = |label: &str, path: &str, headers: &[(String, String)]| -> anyhow::Result<()> {
+struct Bench<'a> {
+    host: &'a BenchHost,
+    runtime: tokio::runtime::Runtime,
+    seconds: u64,
+    libsql: Option<&'a HranaServer>,
+}
+
+impl Bench<'_> {
+    fn measure(&self, path: &str, headers: &[(String, String)]) -> anyhow::Result<Measured> {
+        let address = &self.host.address;
         // Warm-up, so that the figures do not include first-use costs.
-        runtime.block_on(load::run(
-            &address,
+        self.runtime.block_on(load::run(
+            address,
             path,
             headers,
             CONNECTIONS,
             Duration::from_secs(1),
             200,
         ))?;
-        let report = runtime.block_on(load::run(
-            &address,
+        let before = self.libsql.map(HranaServer::stats);
+        let report = self.runtime.block_on(load::run(
+            address,
             path,
             headers,
             CONNECTIONS,
-            Duration::from_secs(seconds),
+            Duration::from_secs(self.seconds),
             200,
         ))?;
-        println!(
-            "{label}: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms ({} requests, {CONNECTIONS} connections, {seconds} s)",
-            report.requests_per_second(),
-            report.percentile(0.50).as_secs_f64() * 1000.0,
-            report.percentile(0.99).as_secs_f64() * 1000.0,
-            report.requests,
-        );
-        Ok(())
+        let served = self
+            .libsql
+            .map(HranaServer::stats)
+            .zip(before)
+            .map(|(after, before)| after - before);
+        Ok(Measured { report, served })
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn figures(label: &str, measured: &Measured) -> String {
+    let report = &measured.report;
+    let mut line = format!(
+        "{label}: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms",
+        report.requests_per_second(),
+        ms(report.percentile(0.50)),
+        ms(report.percentile(0.99)),
+    );
+    if let Some(served) = measured.served {
+        let per_request = |n: usize| n as f64 / report.requests.max(1) as f64;
+        line.push_str(&format!(
+            ", {:.2} statements/request, {:.2} HTTP round trips/request",
+            per_request(served.statements),
+            per_request(served.http_requests)
+        ));
+    }
+    line
+}
+
+/// The app endpoint against its baseline: the ratio of requests/s and of
+/// p99, and whether the issue's targets hold (printed, never enforced).
+fn compare(
+    label: &str,
+    measured: &Measured,
+    baseline_name: &str,
+    baseline: &Measured,
+    min_throughput_ratio: f64,
+    max_p99_ratio: Option<f64>,
+) {
+    let throughput = measured.report.requests_per_second() / baseline.report.requests_per_second();
+    let p99 = measured.report.percentile(0.99).as_secs_f64()
+        / baseline.report.percentile(0.99).as_secs_f64().max(1e-9);
+    let mut targets = vec![format!(
+        "requests/s ≥ {:.0}%: {}",
+        min_throughput_ratio * 100.0,
+        if throughput >= min_throughput_ratio {
+            "met"
+        } else {
+            "MISSED"
+        }
+    )];
+    if let Some(max_p99) = max_p99_ratio {
+        targets.push(format!(
+            "p99 ≤ {max_p99:.1}×: {}",
+            if p99 <= max_p99 { "met" } else { "MISSED" }
+        ));
+    }
+    println!(
+        "{}\n    = {:.0}% of the {baseline_name} baseline's requests/s, p99 {:.2}× its p99 (target {})",
+        figures(label, measured),
+        throughput * 100.0,
+        p99,
+        targets.join(", ")
+    );
+}
+
+fn app_variables(provider: &OidcProvider) -> Vec<(String, String)> {
+    let mut variables = provider.variables();
+    for (name, value) in [
+        ("oidc_bearer_cache_seconds", "3600"),
+        ("livekit_api_key", "bench-key"),
+        (
+            "livekit_api_secret",
+            "a-bench-secret-of-at-least-32-characters",
+        ),
+        ("livekit_api_url", "wss://livekit.example.org"),
+    ] {
+        variables.push((name.to_string(), value.to_string()));
+    }
+    variables
+}
+
+/// Creates `count` rooms owned by the bearer of `token` ("bench room 0000"…).
+fn seed_rooms(host: &BenchHost, token: &str, count: usize) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::new();
+    for n in 0..count {
+        let response = client
+            .post(host.url("/api/v1.0/rooms/"))
+            .bearer_auth(token)
+            .json(&json!({"name": format!("bench room {n:04}")}))
+            .send()?;
+        if response.status() != 201 {
+            let logs = host.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(20).collect();
+            anyhow::bail!(
+                "creating a room: {} {}\nhost log (last lines, newest first):\n{}",
+                response.status(),
+                response.text().unwrap_or_default(),
+                tail.join("\n")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = parse_options()?;
+    let provider = OidcProvider::start();
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), json!("bench-user"));
+    claims.insert("email".into(), json!("bench@example.org"));
+    let token = provider.issue_access_token(claims);
+    let bearer = vec![("authorization".to_string(), format!("Bearer {token}"))];
+
+    let dir = tempfile::tempdir()?;
+    let manifest = load::manifest_with_baseline(dir.path())?;
+    let libsql = match &options.libsql_delays_ms {
+        Some(_) => Some(HranaServer::start(LIBSQL_TOKEN, Duration::ZERO)?),
+        None => None,
     };
-    measure("GET /api/v1.0/config/", "/api/v1.0/config/", &[])?;
-    measure(
+    let runtime_config = match &libsql {
+        Some(server) => load::libsql_runtime_config(server.url(), server.token()),
+        None => load::file_runtime_config(&dir.path().join("meet.db")),
+    };
+    let host = BenchHost::start(&manifest, &runtime_config, &app_variables(&provider))?;
+    let bench = Bench {
+        host: &host,
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?,
+        seconds: options.seconds,
+        libsql: libsql.as_ref(),
+    };
+    let paths = Paths {
+        select: format!("/baseline/select?slug={ROOM_SLUG}"),
+        room: format!("/api/v1.0/rooms/{ROOM_SLUG}/?username=Guest"),
+        bearer,
+    };
+    match (&libsql, &options.libsql_delays_ms) {
+        (Some(server), Some(delays)) => {
+            seed_rooms(&host, &token, ROOMS_OVER_LIBSQL)?;
+            libsql_bench(&bench, server, delays, &paths)
+        }
+        _ => {
+            seed_rooms(&host, &token, ROOMS_OF_THE_BUSY_USER)?;
+            file_bench(&bench, &paths)
+        }
+    }
+}
+
+const CONSTANT: &str = "/baseline/constant";
+const CONFIG: &str = "/api/v1.0/config/";
+const ROOMS: &str = "/api/v1.0/rooms/";
+
+/// Request headers of a load.
+type Headers<'a> = &'a [(String, String)];
+
+struct Paths {
+    select: String,
+    room: String,
+    bearer: Vec<(String, String)>,
+}
+
+/// The app on a local SQLite file: each endpoint against its baseline.
+fn file_bench(bench: &Bench, paths: &Paths) -> anyhow::Result<()> {
+    for component in ["identity", "rooms"] {
+        let instantiation =
+            meet_host::measure_instantiation(&repo_root().join("spin.toml"), None, component, 200)?;
+        println!(
+            "instantiate {component} component: {:.3} ms (mean of 200)",
+            ms(instantiation)
+        );
+    }
+    println!(
+        "loads: {CONNECTIONS} connections, {} s each after a 1 s warm-up, local SQLite file",
+        bench.seconds
+    );
+    let constant = bench.measure(CONSTANT, &[])?;
+    println!("{}", figures("baseline GET /baseline/constant", &constant));
+    let measured = bench.measure(CONFIG, &[])?;
+    compare(
+        "GET /api/v1.0/config/",
+        &measured,
+        "constant",
+        &constant,
+        0.9,
+        Some(1.5),
+    );
+    let select = bench.measure(&paths.select, &[])?;
+    println!(
+        "{}",
+        figures(
+            "baseline GET /baseline/select (one indexed SELECT)",
+            &select
+        )
+    );
+    let measured = bench.measure(&paths.room, &[])?;
+    compare(
         "GET /api/v1.0/rooms/<slug>/ (public room, anonymous, token minted)",
-        "/api/v1.0/rooms/bench-room-0042/?username=Guest",
-        &[],
-    )?;
-    measure(
-        "GET /api/v1.0/rooms/ (user with 1,000 rooms, bearer, first page)",
-        "/api/v1.0/rooms/",
-        &bearer,
-    )?;
+        &measured,
+        "select",
+        &select,
+        0.9,
+        None,
+    );
+    let measured = bench.measure(ROOMS, &paths.bearer)?;
+    println!(
+        "{}\n    = {:.0}% of the select baseline's requests/s (no target)",
+        figures(
+            "GET /api/v1.0/rooms/ (user with 1,000 rooms, bearer, first page)",
+            &measured
+        ),
+        measured.report.requests_per_second() / select.report.requests_per_second() * 100.0
+    );
+    Ok(())
+}
+
+/// The hot paths on the fake libSQL server, once per delay.
+fn libsql_bench(
+    bench: &Bench,
+    server: &HranaServer,
+    delays_ms: &[u64],
+    paths: &Paths,
+) -> anyhow::Result<()> {
+    let endpoints: [(&str, &str, Headers); 6] = [
+        ("baseline GET /baseline/constant", CONSTANT, &[]),
+        ("baseline GET /baseline/select", &paths.select, &[]),
+        ("GET /api/v1.0/config/", CONFIG, &[]),
+        ("GET /api/v1.0/rooms/<slug>/ (anonymous)", &paths.room, &[]),
+        (
+            "GET /api/v1.0/rooms/<slug>/ (owner, bearer)",
+            &paths.room,
+            &paths.bearer,
+        ),
+        (
+            "GET /api/v1.0/rooms/ (user with 100 rooms, first page)",
+            ROOMS,
+            &paths.bearer,
+        ),
+    ];
+    for delay in delays_ms {
+        server.set_delay(Duration::from_millis(*delay));
+        println!(
+            "libSQL: fake Hrana server on loopback, {delay} ms added to each HTTP request; {CONNECTIONS} connections, {} s each after a 1 s warm-up",
+            bench.seconds
+        );
+        for (label, path, headers) in endpoints {
+            let measured = bench.measure(path, headers)?;
+            println!("  {}", figures(label, &measured));
+        }
+    }
     Ok(())
 }
