@@ -20,7 +20,6 @@ BEGIN
 END;
 
 CREATE INDEX meet_recording_worker ON meet_recording (worker_id) WHERE worker_id IS NOT NULL;
-CREATE INDEX meet_recording_access_user ON meet_recording_access (user_id, recording_id);
 
 -- One row per notification owed to an owner of a saved recording:
 -- `email` (screen recordings, one per owner) or `summary` (transcripts, the
