@@ -4,5 +4,6 @@ mod accesses;
 mod config;
 mod conventions;
 mod host;
+mod invitations;
 mod login;
 mod rooms;
