@@ -4,6 +4,5 @@ mod accesses;
 mod config;
 mod conventions;
 mod host;
-mod invitations;
 mod login;
 mod rooms;

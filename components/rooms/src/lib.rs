@@ -1,7 +1,6 @@
 //! The rooms component: rooms, their LiveKit tokens and the room-creation
-//! callback, invitations by email (api.md §4).
+//! callback (api.md §4).
 
-use meet_core::invitations::api as invitations_api;
 use meet_core::ports::Services;
 use meet_core::rooms::api as rooms_api;
 use meet_core::routing::{Resolution, Router};
@@ -14,7 +13,6 @@ enum Route {
     Rooms,
     CreationCallback,
     Room,
-    Invite,
 }
 
 #[http_component]
@@ -33,7 +31,6 @@ fn router() -> Router<Route> {
             Route::CreationCallback,
         )
         .route("/api/v1.0/rooms/{id}/", Route::Room)
-        .route("/api/v1.0/rooms/{id}/invite/", Route::Invite)
 }
 
 fn route(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
@@ -45,8 +42,5 @@ fn route(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiEr
         Route::Rooms => rooms_api::rooms(request, services),
         Route::CreationCallback => rooms_api::creation_callback(request, services),
         Route::Room => rooms_api::room(request, services, &params[0]),
-        Route::Invite => {
-            invitations_api::invite(request, services, &meet_spin::SpinMailer, &params[0])
-        }
     }
 }

@@ -8,10 +8,10 @@
 // The kernel: what every feature uses.
 pub mod body; // request bodies with DRF's parser semantics
 pub mod cache; // values with a time to live (`meet_cache`), where upstream uses Redis
-pub mod email; // email settings from Spin variables and the Mailer port
 pub mod error; // the one API error type, rendered as DRF bodies
 pub mod http; // request and response shapes
 pub mod ids; // UUIDs: Python's parsing rules, random v4
+pub mod livekit; // LiveKit settings, participant tokens, the server API over the HTTP port
 pub mod pagination; // DRF page-number pagination
 pub mod ports; // database, outbound HTTP, clock, randomness
 pub mod roles; // roles on a room and access levels
@@ -26,7 +26,6 @@ pub mod auth;
 // The features.
 pub mod accesses; // resource accesses: who holds which role on which room
 pub mod identity; // frontend config, OIDC login, users, duplicate-user merge
-pub mod invitations; // invitations to a room sent by email
 pub mod rooms; // rooms, LiveKit tokens, the room-creation callback
 
 #[cfg(feature = "native")]

@@ -129,6 +129,10 @@ pub struct OutboundRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The longest wait for each network step (connecting, the first byte
+    /// of the answer, between two bytes); `None` is the client's default
+    /// (a few seconds, see `meet_spin::SpinHttp`).
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +153,15 @@ impl OutboundResponse {
 pub struct HttpError {
     pub url: String,
     pub reason: String,
+}
+
+impl HttpError {
+    /// The start of `reason` when a network step exceeded its timeout.
+    pub const TIMED_OUT: &'static str = "timed out";
+
+    pub fn is_timeout(&self) -> bool {
+        self.reason.starts_with(Self::TIMED_OUT)
+    }
 }
 
 pub trait HttpClient {

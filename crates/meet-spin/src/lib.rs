@@ -1,9 +1,6 @@
 //! What every component needs from Spin: the ports of `meet-core` on top of
 //! spin-sdk, and the conversion of Spin requests and responses.
 
-mod mail;
-pub use mail::SpinMailer;
-
 use meet_core::ports::{
     Clock, Database, DbError, HttpClient, HttpError, OutboundRequest, OutboundResponse, Random,
     SqlRows, SqlValue,
@@ -11,10 +8,14 @@ use meet_core::ports::{
 use meet_core::settings::{SettingError, Variables};
 use meet_core::{ApiError, ApiRequest, ApiResponse, Method};
 use spin_sdk::http::{
-    Fields, IncomingRequest, Method as SpinMethod, OutgoingResponse, Request, Response,
-    ResponseOutparam,
+    ErrorCode, Fields, IncomingRequest, IncomingResponse, Method as SpinMethod, OutgoingBody,
+    OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme,
 };
 use spin_sdk::sqlite;
+use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
+use spin_sdk::wit::wasi::http0_2_0::types::{IncomingBody, RequestOptions};
+use std::time::Duration;
+use wasi::io::streams::StreamError;
 
 /// Runs one API request through `handler` and writes its outcome. Errors
 /// become DRF bodies; server errors are logged (the host collects stderr).
@@ -213,40 +214,182 @@ fn to_spin_method(name: &str) -> spin_sdk::http::Method {
     }
 }
 
+/// The wait for each network step of an outbound request when the request
+/// names none.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest write `blocking-write-and-flush` accepts at once.
+const WRITE_CHUNK: usize = 4096;
+const READ_CHUNK: u64 = 64 * 1024;
+
 /// Outbound HTTP, limited by the component's `allowed_outbound_hosts`.
+///
+/// Uses `wasi:http/outgoing-handler` directly (spin-sdk's `send` passes no
+/// request options): the request's timeout, or [`DEFAULT_HTTP_TIMEOUT`],
+/// bounds the connection, the first byte of the answer and the gap between
+/// two bytes. The body is sent with a `Content-Length`, never chunked (some
+/// servers read nothing of a chunked body). A timeout comes back as an
+/// [`HttpError`] whose reason starts with [`HttpError::TIMED_OUT`].
 pub struct SpinHttp;
 
 impl HttpClient for SpinHttp {
     fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, HttpError> {
         let url = request.url.clone();
-        let failed = |reason: String| HttpError {
-            url: url.clone(),
-            reason,
-        };
-        let mut builder = Request::builder();
-        builder
-            .method(to_spin_method(&request.method))
-            .uri(request.url.as_str());
-        for (name, value) in &request.headers {
-            builder.header(name.as_str(), value.as_str());
-        }
-        let outgoing = builder.body(request.body).build();
-        let response: Response = spin_sdk::http::run(spin_sdk::http::send(outgoing))
-            .map_err(|e| failed(e.to_string()))?;
-        Ok(OutboundResponse {
-            status: *response.status(),
-            headers: response
-                .headers()
-                .map(|(name, value)| {
-                    (
-                        name.to_string(),
-                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: response.into_body(),
-        })
+        send_outbound(request).map_err(|reason| HttpError { url, reason })
     }
+}
+
+/// `scheme`, `authority` and `path?query` of an absolute http(s) URL.
+fn split_url(url: &str) -> Result<(Scheme, String, String), String> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (Scheme::Https, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (Scheme::Http, rest)
+    } else {
+        return Err("only http:// and https:// URLs are supported".into());
+    };
+    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(split);
+    if authority.is_empty() {
+        return Err("the URL has no host".into());
+    }
+    let tail = tail.split('#').next().unwrap_or_default();
+    let path = match tail.chars().next() {
+        None => "/".to_string(),
+        Some('?') => format!("/{tail}"),
+        Some(_) => tail.to_string(),
+    };
+    Ok((scheme, authority.to_string(), path))
+}
+
+fn describe_error_code(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::ConnectionTimeout => format!("{} connecting", HttpError::TIMED_OUT),
+        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            format!("{} waiting for the answer", HttpError::TIMED_OUT)
+        }
+        ErrorCode::ConnectionWriteTimeout => {
+            format!("{} sending the request", HttpError::TIMED_OUT)
+        }
+        ErrorCode::DnsTimeout => format!("{} resolving the host name", HttpError::TIMED_OUT),
+        ErrorCode::HttpRequestDenied => {
+            "request denied: the host is not in the component's allowed_outbound_hosts".into()
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn send_outbound(request: OutboundRequest) -> Result<OutboundResponse, String> {
+    let (scheme, authority, path) = split_url(&request.url)?;
+    let mut fields: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .filter(|(name, _)| {
+            !name.eq_ignore_ascii_case("content-length")
+                && !name.eq_ignore_ascii_case("transfer-encoding")
+        })
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.clone().into_bytes()))
+        .collect();
+    let method = request.method.to_ascii_uppercase();
+    let has_body = !request.body.is_empty() || !matches!(method.as_str(), "GET" | "HEAD");
+    if has_body {
+        fields.push((
+            "content-length".into(),
+            request.body.len().to_string().into_bytes(),
+        ));
+    }
+    let headers =
+        Fields::from_list(&fields).map_err(|error| format!("invalid header: {error:?}"))?;
+    let outgoing = OutgoingRequest::new(headers);
+    let invalid = |what: &str| format!("invalid request {what}");
+    outgoing
+        .set_method(&to_spin_method(&method))
+        .map_err(|()| invalid("method"))?;
+    outgoing
+        .set_scheme(Some(&scheme))
+        .map_err(|()| invalid("scheme"))?;
+    outgoing
+        .set_authority(Some(authority.as_str()))
+        .map_err(|()| invalid("authority"))?;
+    outgoing
+        .set_path_with_query(Some(path.as_str()))
+        .map_err(|()| invalid("path"))?;
+
+    let timeout = request.timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT);
+    let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+    let options = RequestOptions::new();
+    // A host that does not support an option refuses it; the host's own
+    // bounds then apply, which is all we can do.
+    let _ = options.set_connect_timeout(Some(nanos));
+    let _ = options.set_first_byte_timeout(Some(nanos));
+    let _ = options.set_between_bytes_timeout(Some(nanos));
+
+    let body = outgoing
+        .body()
+        .map_err(|()| "the request body was already taken".to_string())?;
+    let future_response = outgoing_handler::handle(outgoing, Some(options))
+        .map_err(|code| describe_error_code(&code))?;
+    write_body(body, &request.body)?;
+
+    let response = loop {
+        if let Some(outcome) = future_response.get() {
+            break outcome
+                .map_err(|()| "the answer was already taken".to_string())?
+                .map_err(|code| describe_error_code(&code))?;
+        }
+        future_response.subscribe().block();
+    };
+    let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+        .collect();
+    let body = read_body(&response)?;
+    Ok(OutboundResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<(), String> {
+    let stream = body
+        .write()
+        .map_err(|()| "the request body stream was already taken".to_string())?;
+    for chunk in bytes.chunks(WRITE_CHUNK) {
+        stream
+            .blocking_write_and_flush(chunk)
+            .map_err(|error| format!("sending the request body failed: {error:?}"))?;
+    }
+    drop(stream);
+    OutgoingBody::finish(body, None).map_err(|code| describe_error_code(&code))
+}
+
+fn read_body(response: &IncomingResponse) -> Result<Vec<u8>, String> {
+    let body = response
+        .consume()
+        .map_err(|()| "the answer's body was already taken".to_string())?;
+    let stream = body
+        .stream()
+        .map_err(|()| "the answer's body stream was already taken".to_string())?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(READ_CHUNK) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(error)) => {
+                let detail = spin_sdk::wit::wasi::http0_2_0::types::http_error_code(&error)
+                    .map(|code| describe_error_code(&code))
+                    .unwrap_or_else(|| error.to_debug_string());
+                return Err(format!("reading the answer failed: {detail}"));
+            }
+        }
+    }
+    drop(stream);
+    let _trailers = IncomingBody::finish(body);
+    Ok(bytes)
 }
 
 /// Runs `f` with the Spin implementation of every port; the database is

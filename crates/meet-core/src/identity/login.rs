@@ -372,6 +372,7 @@ fn verify_with_key_set<T>(
             url: url.to_string(),
             headers: vec![("accept".into(), "application/json".into())],
             body: Vec::new(),
+            timeout: None,
         },
     )?;
     let jwks: Value =

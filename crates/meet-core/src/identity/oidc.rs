@@ -257,6 +257,7 @@ pub fn token_request(
             ("accept".into(), "application/json".into()),
         ],
         body: form.finish().into_bytes(),
+        timeout: None,
     }
 }
 
@@ -267,6 +268,7 @@ pub fn userinfo_request(user_endpoint: &str, access_token: &str) -> OutboundRequ
         url: user_endpoint.to_string(),
         headers: vec![("authorization".into(), format!("Bearer {access_token}"))],
         body: Vec::new(),
+        timeout: None,
     }
 }
 
