@@ -26,7 +26,9 @@ pub mod auth;
 // The features.
 pub mod accesses; // resource accesses: who holds which role on which room
 pub mod identity; // frontend config, OIDC login, users, duplicate-user merge
+pub mod lobby; // the waiting room: request-entry, waiting-participants, enter
 pub mod rooms; // rooms, LiveKit tokens, the room-creation callback
+pub mod webhooks; // the LiveKit webhook endpoint and its dispatch table
 
 #[cfg(feature = "native")]
 pub mod native;

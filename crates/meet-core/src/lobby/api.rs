@@ -1,0 +1,342 @@
+//! The lobby endpoints (api.md §4, lobby.md §4–8): `request-entry/`,
+//! `waiting-participants/`, `enter/`.
+
+use serde_json::{json, Map, Value};
+
+use meet_livekit::color_for_identity;
+
+use crate::auth::{authenticate, Caller};
+use crate::body::parse_object;
+use crate::cache::count_request;
+use crate::error::{ApiError, FieldErrors};
+use crate::http::{ApiRequest, ApiResponse, Method};
+use crate::ids::parse_uuid_like;
+use crate::livekit::{describe, with_server_api, LiveKit};
+use crate::lobby::store::{self, Entry, Poll, Waiting};
+use crate::ports::Services;
+use crate::roles::AccessLevel;
+use crate::rooms::store::{self as room_store, RoomKey, RoomView};
+use crate::routing::method_not_allowed;
+use crate::throttle::{client_address, Rate};
+
+const PRIVILEGES_MESSAGE: &str = "You must have privileges on room to perform this action.";
+
+/// The lobby participant id: the cookie's value verbatim, else a new UUID
+/// v4 in 32-hex form (lobby.md §2).
+fn participant_id(request: &ApiRequest, services: &Services, cookie_name: &str) -> String {
+    crate::auth::session::request_cookie(request, cookie_name)
+        .unwrap_or_else(|| services.new_uuid().replace('-', ""))
+}
+
+/// `request_entry_throttle_rates` for anonymous callers, keyed on the lobby
+/// cookie when the request has one (guests behind one address do not share
+/// a bucket), else on the client address.
+fn throttle(request: &ApiRequest, services: &Services, cookie_name: &str) -> Result<(), ApiError> {
+    let settings = services.settings();
+    let variable = "request_entry_throttle_rates";
+    let rate = Rate::parse(variable, &settings.string(variable)?)?;
+    let key = match crate::auth::session::request_cookie(request, cookie_name) {
+        Some(participant) => format!("throttle_request_entry_participant_{participant}"),
+        None => format!(
+            "throttle_request_entry_{}",
+            client_address(request, settings.u64("num_proxies")?)
+        ),
+    };
+    let now = services.clock.now();
+    let (count, window_ends) = count_request(services.db, &key, rate.period_seconds, now)?;
+    if count > rate.requests {
+        let wait = (window_ends - now).whole_seconds().max(1);
+        return Err(ApiError::Throttled(u64::try_from(wait).unwrap_or(1)));
+    }
+    Ok(())
+}
+
+/// A required, non-blank string field, trimmed (DRF `CharField`).
+fn required_text(body: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
+    let invalid = |message: &str| ApiError::Validation(FieldErrors::single(field, message));
+    let text = match body.get(field) {
+        None => return Err(invalid("This field is required.")),
+        Some(Value::Null) => return Err(invalid("This field may not be null.")),
+        Some(Value::String(text)) => text.trim().to_string(),
+        Some(Value::Number(number)) => number.to_string(),
+        Some(_) => return Err(invalid("Not a valid string.")),
+    };
+    if text.is_empty() {
+        return Err(invalid("This field may not be blank."));
+    }
+    Ok(text)
+}
+
+fn entry_json(entry: &Entry, status: &str, livekit: Value) -> Value {
+    json!({
+        "id": entry.participant_id,
+        "username": entry.username,
+        "status": status,
+        "color": entry.color,
+        "livekit": livekit,
+    })
+}
+
+/// `POST rooms/{id}/request-entry/` (lobby.md §4).
+pub fn request_entry(
+    request: &ApiRequest,
+    services: &Services,
+    path_value: &str,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(request, services)?;
+    if request.method != Method::POST {
+        return Err(method_not_allowed(request));
+    }
+    let settings = services.settings();
+    let cookie_name = settings.string("lobby_cookie_name")?;
+    let authenticated = caller.user().is_some();
+    if !authenticated {
+        throttle(request, services, &cookie_name)?;
+    }
+    let username = required_text(&parse_object(request)?, "username")?;
+    let participant_id = participant_id(request, services, &cookie_name);
+    let color = color_for_identity(&participant_id);
+    let request_token = services.new_uuid();
+    let (column, value) = match RoomKey::from_path(path_value) {
+        RoomKey::Id(id) => ("id", id),
+        RoomKey::Slug(slug) => ("slug", slug),
+    };
+    let waiting = Waiting {
+        participant_id: &participant_id,
+        username: &username,
+        color: &color,
+        ttl_seconds: settings.u64("lobby_waiting_timeout")?,
+        request_token: &request_token,
+    };
+    let now = services.clock.now();
+    let body = match store::poll(services.db, column, &value, authenticated, &waiting, now)? {
+        Poll::NoRoom => return Err(ApiError::NotFound("Room")),
+        Poll::Bypass { room_id, entry } => {
+            let entry = entry.unwrap_or_else(|| Entry {
+                room_id: room_id.clone(),
+                participant_id: participant_id.clone(),
+                status: "accepted".into(),
+                username: username.clone(),
+                color: color.clone(),
+            });
+            let livekit = token(services, &caller, &room_id, &username, &entry.color)?;
+            entry_json(&entry, "accepted", livekit)
+        }
+        Poll::Lobby { entry, created } => {
+            if created {
+                if let Err(error) = notify_waiting(services, &entry.room_id) {
+                    store::forget_created(
+                        services.db,
+                        &entry.room_id,
+                        &participant_id,
+                        &request_token,
+                    )?;
+                    return Err(error);
+                }
+            }
+            let livekit = if entry.status == "accepted" {
+                token(services, &caller, &entry.room_id, &username, &entry.color)?
+            } else {
+                Value::Null
+            };
+            entry_json(&entry, &entry.status, livekit)
+        }
+    };
+    let cookie = crate::auth::session::set_cookie(&cookie_name, &participant_id, None, true, true);
+    Ok(ApiResponse::json(200, &body).with_header("set-cookie", &cookie))
+}
+
+fn token(
+    services: &Services,
+    caller: &Caller,
+    room_id: &str,
+    username: &str,
+    color: &str,
+) -> Result<Value, ApiError> {
+    LiveKit::load(&services.settings())?.participant(
+        services,
+        caller,
+        room_id,
+        Some(username),
+        Some(color),
+    )
+}
+
+/// Tells the room's participants someone waits (lobby.md §5): only when
+/// LiveKit has the room running; a Twirp error is ignored, a transport
+/// error is the request's 500.
+fn notify_waiting(services: &Services, room_id: &str) -> Result<(), ApiError> {
+    let notification_type = services.settings().string("lobby_notification_type")?;
+    let payload = json!({"type": notification_type}).to_string();
+    let outcome = with_server_api(services, |api| {
+        if api.room_is_running(room_id)? {
+            api.send_data(room_id, payload.as_bytes())?;
+        }
+        Ok::<(), meet_livekit::ApiError>(())
+    })?;
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(error) if error.twirp().is_some() => {
+            eprintln!("lobby notification ignored: {}", describe(&error));
+            Ok(())
+        }
+        Err(error) => Err(ApiError::internal(describe(&error))),
+    }
+}
+
+/// The room and the caller's role, for the privileged endpoints: 401 for
+/// anonymous callers, 404, then 403.
+fn privileged_room(
+    services: &Services,
+    caller: &Caller,
+    path_value: &str,
+) -> Result<RoomView, ApiError> {
+    let user = caller.require_user()?;
+    let view = room_store::find(services.db, &RoomKey::from_path(path_value), Some(&user.id))?
+        .ok_or(ApiError::NotFound("Room"))?;
+    if !view.role.is_some_and(crate::roles::Role::is_privileged) {
+        return Err(ApiError::PermissionDenied(PRIVILEGES_MESSAGE.into()));
+    }
+    Ok(view)
+}
+
+/// `GET rooms/{id}/waiting-participants/` (lobby.md §6).
+pub fn waiting_participants(
+    request: &ApiRequest,
+    services: &Services,
+    path_value: &str,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(request, services)?;
+    caller.require_user()?;
+    if !matches!(request.method, Method::GET | Method::HEAD) {
+        return Err(method_not_allowed(request));
+    }
+    let view = privileged_room(services, &caller, path_value)?;
+    let participants: Vec<Value> = if view.room.access_level == AccessLevel::Public {
+        Vec::new()
+    } else {
+        store::waiting(services.db, &view.room.id, services.clock.now())?
+            .iter()
+            .map(|entry| {
+                json!({
+                    "id": entry.participant_id,
+                    "username": entry.username,
+                    "status": "waiting",
+                    "color": entry.color,
+                })
+            })
+            .collect()
+    };
+    Ok(ApiResponse::json(
+        200,
+        &json!({ "participants": participants }),
+    ))
+}
+
+/// DRF `BooleanField`'s accepted spellings.
+fn boolean(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(flag) => Some(*flag),
+        Value::Number(number) => match number.as_i64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
+        },
+        Value::String(text) => match text.as_str() {
+            "true" | "True" | "TRUE" | "on" | "On" | "ON" | "yes" | "Yes" | "YES" | "y" | "Y"
+            | "t" | "T" | "1" => Some(true),
+            "false" | "False" | "FALSE" | "off" | "Off" | "OFF" | "no" | "No" | "NO" | "n"
+            | "N" | "f" | "F" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `POST rooms/{id}/enter/` (lobby.md §7).
+pub fn enter(
+    request: &ApiRequest,
+    services: &Services,
+    path_value: &str,
+) -> Result<ApiResponse, ApiError> {
+    let caller = authenticate(request, services)?;
+    caller.require_user()?;
+    if request.method != Method::POST {
+        return Err(method_not_allowed(request));
+    }
+    let body = parse_object(request)?;
+    let mut errors = FieldErrors::new();
+    let participant_id = match body.get("participant_id") {
+        None => {
+            errors.add("participant_id", "This field is required.");
+            None
+        }
+        Some(Value::String(text)) => match parse_uuid_like(text) {
+            Some(id) => Some(id.replace('-', "")),
+            None => {
+                errors.add("participant_id", "Invalid UUID hex format");
+                None
+            }
+        },
+        Some(Value::Null) => {
+            errors.add("participant_id", "This field may not be null.");
+            None
+        }
+        Some(_) => {
+            errors.add("participant_id", "Invalid UUID hex format");
+            None
+        }
+    };
+    let allow_entry = match body.get("allow_entry") {
+        None => {
+            errors.add("allow_entry", "This field is required.");
+            None
+        }
+        Some(Value::Null) => {
+            errors.add("allow_entry", "This field may not be null.");
+            None
+        }
+        Some(value) => {
+            let parsed = boolean(value);
+            if parsed.is_none() {
+                errors.add("allow_entry", "Must be a valid boolean.");
+            }
+            parsed
+        }
+    };
+    errors.into_result()?;
+    let (Some(participant_id), Some(allow_entry)) = (participant_id, allow_entry) else {
+        return Err(ApiError::internal("validated fields missing"));
+    };
+    let view = privileged_room(services, &caller, path_value)?;
+    if view.room.access_level == AccessLevel::Public {
+        return Err(ApiError::Custom {
+            status: 404,
+            body: json!({"message": "Room has no lobby system."}),
+        });
+    }
+    let settings = services.settings();
+    let (status, ttl) = if allow_entry {
+        ("accepted", settings.u64("lobby_accepted_timeout")?)
+    } else {
+        ("denied", settings.u64("lobby_denied_timeout")?)
+    };
+    let updated = store::decide(
+        services.db,
+        &view.room.id,
+        &participant_id,
+        status,
+        ttl,
+        services.clock.now(),
+    )?;
+    if !updated {
+        return Err(ApiError::Custom {
+            status: 404,
+            body: json!({"message": "Participant not found."}),
+        });
+    }
+    Ok(ApiResponse::json(
+        200,
+        &json!({"message": "Participant was updated."}),
+    ))
+}
