@@ -84,13 +84,14 @@ fn from_sql(value: rusqlite::types::ValueRef<'_>) -> SqlValue {
     }
 }
 
+/// rusqlite gives the extended result code: the kernel's one classifier
+/// reads it (see [`DbError::from_sqlite`]).
 fn to_db_error(error: rusqlite::Error) -> DbError {
     match &error {
-        rusqlite::Error::SqliteFailure(failure, _)
-            if failure.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            DbError::Constraint(error.to_string())
-        }
+        rusqlite::Error::SqliteFailure(failure, message) => DbError::from_sqlite(
+            Some(failure.extended_code),
+            message.as_deref().unwrap_or(&error.to_string()),
+        ),
         _ => DbError::Other(error.to_string()),
     }
 }
@@ -212,8 +213,23 @@ mod tests {
             ]]
         );
         let duplicate = db.execute("INSERT INTO t (name) VALUES (?)", &["a".into()]);
-        assert!(
-            matches!(duplicate, Err(DbError::Constraint(message)) if message.contains("t.name"))
+        assert_eq!(
+            duplicate,
+            Err(DbError::Unique {
+                table_column: "t.name".into()
+            })
+        );
+        db.execute_batch(
+            "CREATE TRIGGER no_b BEFORE INSERT ON t WHEN NEW.name = 'b' \
+             BEGIN SELECT RAISE(ABORT, 'meet_refused:no_b: b is not allowed'); END",
+        )
+        .unwrap();
+        let refused = db.execute("INSERT INTO t (name) VALUES ('b')", &[]);
+        assert_eq!(
+            refused,
+            Err(DbError::Refused {
+                reason: "no_b".into()
+            })
         );
     }
 }

@@ -26,18 +26,53 @@ pub async fn serve(
     response_out: ResponseOutparam,
     handler: impl FnOnce(&ApiRequest) -> Result<ApiResponse, ApiError>,
 ) {
-    let response = match to_api_request(request).await {
-        Ok(api_request) => respond(&api_request, handler),
-        Err(error) => {
-            eprintln!("reading the request body failed: {error}");
-            ApiError::Custom {
-                status: 400,
-                body: serde_json::json!({"detail": "The request body could not be read."}),
+    let response = match body_limit() {
+        Err(error) => ApiError::from(error).to_response(),
+        Ok(limit) => match to_api_request(request, limit) {
+            Ok(api_request) => respond(&api_request, handler),
+            Err(BodyError::TooLarge) => ApiError::Custom {
+                status: 413,
+                body: serde_json::json!({
+                    "detail": "Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE."
+                }),
             }
-            .to_response()
-        }
+            .to_response(),
+            Err(BodyError::Unreadable(error)) => {
+                eprintln!("reading the request body failed: {error}");
+                ApiError::Custom {
+                    status: 400,
+                    body: serde_json::json!({"detail": "The request body could not be read."}),
+                }
+                .to_response()
+            }
+        },
     };
     write_response(response_out, response).await;
+}
+
+/// Django's `DATA_UPLOAD_MAX_MEMORY_SIZE` default as the issue fixes it: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: u64 = 1_048_576;
+
+/// The largest request body a component buffers
+/// (`data_upload_max_memory_size`, listed for every component).
+fn body_limit() -> Result<u64, SettingError> {
+    const NAME: &str = "data_upload_max_memory_size";
+    match spin_sdk::variables::get(NAME) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| SettingError::new(NAME, "must be a number of bytes")),
+        Err(error) => {
+            eprintln!("{NAME}: {error}; using {DEFAULT_BODY_LIMIT}");
+            Ok(DEFAULT_BODY_LIMIT)
+        }
+    }
+}
+
+enum BodyError {
+    /// Larger than the limit: refused before it is buffered.
+    TooLarge,
+    Unreadable(String),
 }
 
 fn respond(
@@ -56,7 +91,7 @@ fn respond(
     response
 }
 
-async fn to_api_request(request: IncomingRequest) -> Result<ApiRequest, String> {
+fn to_api_request(request: IncomingRequest, limit: u64) -> Result<ApiRequest, BodyError> {
     let method = match request.method() {
         SpinMethod::Get => Method::GET,
         SpinMethod::Head => Method::HEAD,
@@ -88,8 +123,45 @@ async fn to_api_request(request: IncomingRequest) -> Result<ApiRequest, String> 
     let path_and_query = request.path_with_query().unwrap_or_else(|| "/".into());
     let mut api_request = ApiRequest::new(method, &path_and_query);
     api_request.headers = headers;
-    api_request.body = request.into_body().await.map_err(|e| e.to_string())?;
+    // A declared length over the limit is refused without reading a byte;
+    // a chunked body is counted as it arrives.
+    let declared = api_request
+        .header("content-length")
+        .and_then(|length| length.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(BodyError::TooLarge);
+    }
+    api_request.body = read_request_body(request, limit)?;
     Ok(api_request)
+}
+
+/// The body, read chunk by chunk, at most `limit` bytes.
+fn read_request_body(request: IncomingRequest, limit: u64) -> Result<Vec<u8>, BodyError> {
+    let unreadable = |what: &str| BodyError::Unreadable(what.to_string());
+    let body = request
+        .consume()
+        .map_err(|()| unreadable("the body was already taken"))?;
+    let stream = body
+        .stream()
+        .map_err(|()| unreadable("the body stream was already taken"))?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(READ_CHUNK) {
+            Ok(chunk) => {
+                bytes.extend_from_slice(&chunk);
+                if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
+                    return Err(BodyError::TooLarge);
+                }
+            }
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(error)) => {
+                return Err(BodyError::Unreadable(error.to_debug_string()))
+            }
+        }
+    }
+    drop(stream);
+    let _trailers = IncomingBody::finish(body);
+    Ok(bytes)
 }
 
 async fn write_response(response_out: ResponseOutparam, response: ApiResponse) {
@@ -144,12 +216,7 @@ impl Database for SpinDatabase {
         let result = self
             .connection()?
             .execute(sql, &params)
-            .map_err(|error| match error {
-                sqlite::Error::Io(message) if message.contains("constraint failed") => {
-                    DbError::Constraint(message)
-                }
-                other => DbError::Other(other.to_string()),
-            })?;
+            .map_err(to_db_error)?;
         Ok(SqlRows {
             columns: result.columns,
             rows: result
@@ -158,6 +225,17 @@ impl Database for SpinDatabase {
                 .map(|row| row.values.into_iter().map(from_spin_value).collect())
                 .collect(),
         })
+    }
+}
+
+/// The interface carries no result code, only SQLite's message (inside
+/// the libSQL client's own words on libSQL): the kernel's classifier reads
+/// the parts SQLite fixes.
+fn to_db_error(error: sqlite::Error) -> DbError {
+    match error {
+        sqlite::Error::Io(message) => DbError::from_sqlite(None, &message),
+        sqlite::Error::DatabaseFull => DbError::Other("the database is full".into()),
+        other => DbError::Other(other.to_string()),
     }
 }
 

@@ -183,17 +183,13 @@ pub enum AccessWriteError {
 }
 
 fn classify(error: DbError) -> AccessWriteError {
-    // The last-owner triggers RAISE(ABORT, 'last_owner: …'): SQLite reports
-    // it as a constraint failure, other drivers as a plain error.
-    let message = match &error {
-        DbError::Constraint(message) | DbError::Other(message) => message,
-    };
-    if message.contains("last_owner") {
-        AccessWriteError::LastOwner
-    } else if message.contains("UNIQUE constraint failed: meet_resource_access") {
-        AccessWriteError::Duplicate
-    } else {
-        AccessWriteError::Db(error)
+    match &error {
+        // The last-owner triggers: RAISE(ABORT, 'meet_refused:last_owner: …').
+        _ if error.is_refused("last_owner") => AccessWriteError::LastOwner,
+        DbError::Unique { table_column } if table_column.starts_with("meet_resource_access.") => {
+            AccessWriteError::Duplicate
+        }
+        _ => AccessWriteError::Db(error),
     }
 }
 

@@ -80,18 +80,93 @@ impl From<DbError> for ApiError {
     }
 }
 
+/// What a request presents to say who it is, read without the database.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Credential {
+    Anonymous,
+    /// A `sessionid` cookie, by the hash it is stored under.
+    Session {
+        key_hash: String,
+    },
+    /// An `Authorization: Bearer` access token and its hash.
+    Bearer {
+        token: String,
+        token_hash: String,
+    },
+}
+
+impl Credential {
+    /// The credential of a request: a bearer token first, then the session
+    /// cookie. A malformed bearer header is DRF's 401.
+    pub fn of(request: &ApiRequest) -> Result<Credential, ApiError> {
+        if let Some(token) = bearer_token(request)? {
+            let token_hash = hex::encode(Sha256::digest(token.as_bytes()));
+            return Ok(Credential::Bearer { token, token_hash });
+        }
+        Ok(match request_cookie(request, SESSION_COOKIE) {
+            Some(cookie) => Credential::Session {
+                key_hash: session_key_hash(&cookie),
+            },
+            None => Credential::Anonymous,
+        })
+    }
+
+    /// The caller a statement that embedded [`store::CallerQuery::of`]
+    /// resolved (`record`: its `caller` row, if any). `None` when only the
+    /// full [`authenticate`] can tell: a bearer token not in the cache,
+    /// which the provider must check.
+    pub fn resolved(&self, record: Option<store::CallerRecord>) -> Option<Caller> {
+        match (self, record) {
+            (Credential::Anonymous, _) | (Credential::Session { .. }, None) => {
+                Some(Caller::Anonymous)
+            }
+            (Credential::Session { key_hash }, Some(record)) => Some(Caller::Session(
+                record.user.clone(),
+                Box::new(Session {
+                    key_hash: key_hash.clone(),
+                    data: record.session_data.unwrap_or_default(),
+                    csrf_token: record.csrf_token,
+                    user: Some(record.user),
+                }),
+            )),
+            (Credential::Bearer { .. }, Some(record)) => Some(Caller::Bearer(record.user)),
+            (Credential::Bearer { .. }, None) => None,
+        }
+    }
+}
+
+/// For an unsafe request folded into one statement: the CSRF token the
+/// session must hold, once every check that needs no database has passed
+/// (the Origin, the cookie equal to the header); `None` when one fails, and
+/// the request must go through [`authenticate`] for its exact error.
+pub fn csrf_token_to_match(
+    request: &ApiRequest,
+    services: &Services,
+) -> Result<Option<String>, ApiError> {
+    let Some(header) = request.header("x-csrftoken") else {
+        return Ok(None);
+    };
+    let trusted = services.settings().list("csrf_trusted_origins")?;
+    // The header stands in for the session's token: the statement then
+    // requires the session's token to equal it.
+    if check_csrf(request, header, &trusted).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(header.to_string()))
+}
+
 /// Resolves the caller: a bearer token first, then the session cookie. A
 /// session-authenticated unsafe request must pass the CSRF check.
 pub fn authenticate(request: &ApiRequest, services: &Services) -> Result<Caller, ApiError> {
-    if let Some(token) = bearer_token(request)? {
-        return authenticate_bearer(&token, services).map(Caller::Bearer);
-    }
-    let Some(cookie) = request_cookie(request, SESSION_COOKIE) else {
-        return Ok(Caller::Anonymous);
+    let key_hash = match Credential::of(request)? {
+        Credential::Anonymous => return Ok(Caller::Anonymous),
+        Credential::Bearer { token, token_hash } => {
+            return authenticate_bearer(&token, &token_hash, services).map(Caller::Bearer)
+        }
+        Credential::Session { key_hash } => key_hash,
     };
     let now = services.clock.now();
-    let Some(session) = crate::auth::store::load(services.db, &session_key_hash(&cookie), now)?
-    else {
+    let Some(session) = crate::auth::store::load(services.db, &key_hash, now)? else {
         return Ok(Caller::Anonymous);
     };
     let Some(user) = session.user.clone().filter(|user| user.is_active) else {
@@ -135,10 +210,13 @@ fn bearer_token(request: &ApiRequest) -> Result<Option<String>, ApiError> {
 
 /// Validates an access token at the provider's userinfo endpoint, with the
 /// resolved user cached under the token's hash for `oidc_bearer_cache_seconds`.
-fn authenticate_bearer(token: &str, services: &Services) -> Result<User, ApiError> {
-    let token_hash = hex::encode(Sha256::digest(token.as_bytes()));
+fn authenticate_bearer(
+    token: &str,
+    token_hash: &str,
+    services: &Services,
+) -> Result<User, ApiError> {
     let now = services.clock.now();
-    if let Some(user) = cached_bearer_user(services, &token_hash, now)? {
+    if let Some(user) = cached_bearer_user(services, token_hash, now)? {
         return Ok(user);
     }
     let settings = services.settings();
@@ -184,12 +262,14 @@ fn authenticate_bearer(token: &str, services: &Services) -> Result<User, ApiErro
     let ttl = settings.u64("oidc_bearer_cache_seconds")?;
     if ttl > 0 {
         services.db.execute(
-            "INSERT INTO meet_bearer_token (token_hash, user_id, expires_at) VALUES (?, ?, ?) \
-             ON CONFLICT (token_hash) DO UPDATE SET user_id = excluded.user_id, expires_at = excluded.expires_at",
+            "INSERT INTO meet_bearer_token (token_hash, user_id, expires_at, cached_at) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (token_hash) DO UPDATE SET user_id = excluded.user_id, \
+               expires_at = excluded.expires_at, cached_at = excluded.cached_at",
             &[
                 token_hash.into(),
                 user.id.clone().into(),
                 timestamp(now + time::Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX))).into(),
+                timestamp(now).into(),
             ],
         )?;
     }

@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 
 use crate::identity::store::{user_from_row, USER_COLUMNS};
 use crate::identity::users::User;
-use crate::ports::{Database, DbError};
-use crate::sql::{rows, timestamp};
+use crate::ports::{Database, DbError, SqlValue};
+use crate::sql::{rows, timestamp, Row};
 
 /// A live session and, when logged in, its user.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +49,143 @@ pub fn load(
         csrf_token: row.optional_text("session_csrf_token")?,
         user,
     }))
+}
+
+/// The `caller AS (…)` common table expression that folds the caller's
+/// resolution into a feature's statement (one round trip instead of two):
+/// zero or one row of the credential's active user, with the columns of
+/// [`USER_COLUMNS`] plus `session_data` and `session_csrf_token`.
+///
+/// It binds `?1`, `?2` and `?3` ([`CallerQuery::params`]); the statement
+/// around it numbers its own parameters from `?4` ([`CALLER_PARAMS`] + 1).
+/// A variant need not use all three: SQLite counts parameters up to the
+/// largest number used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallerQuery {
+    pub cte: String,
+    pub params: Vec<SqlValue>,
+}
+
+/// How many parameters [`CallerQuery`] binds.
+pub const CALLER_PARAMS: usize = 3;
+
+/// The columns of a caller row, in the order of the CTE.
+pub const CALLER_COLUMNS: [&str; 11] = [
+    "user_id",
+    "user_sub",
+    "user_email",
+    "user_admin_email",
+    "user_full_name",
+    "user_short_name",
+    "user_language",
+    "user_timezone",
+    "user_is_active",
+    "session_data",
+    "session_csrf_token",
+];
+
+impl CallerQuery {
+    /// The caller of `credential` at `now`. `csrf_token`, for an unsafe
+    /// request by session, is the token the session must hold (see
+    /// [`crate::auth::csrf_token_to_match`]); `None` for safe requests.
+    pub fn of(
+        credential: &crate::auth::Credential,
+        csrf_token: Option<&str>,
+        now: OffsetDateTime,
+    ) -> CallerQuery {
+        use crate::auth::Credential;
+        let now: SqlValue = timestamp(now).into();
+        match credential {
+            Credential::Anonymous => CallerQuery {
+                cte: format!(
+                    "caller AS (SELECT {USER_COLUMNS}, NULL AS session_data, \
+                     NULL AS session_csrf_token FROM meet_user u WHERE 0)"
+                ),
+                params: vec![SqlValue::Null, SqlValue::Null, SqlValue::Null],
+            },
+            Credential::Session { key_hash } => CallerQuery {
+                cte: format!(
+                    "caller AS (SELECT {USER_COLUMNS}, s.data AS session_data, \
+                     s.csrf_token AS session_csrf_token \
+                     FROM meet_session s JOIN meet_user u ON u.id = s.user_id \
+                     WHERE s.key_hash = ?1 AND s.expires_at > ?2 AND u.is_active = 1 \
+                       AND (?3 IS NULL OR s.csrf_token = ?3))"
+                ),
+                params: vec![
+                    key_hash.as_str().into(),
+                    now,
+                    csrf_token.map(str::to_string).into(),
+                ],
+            },
+            Credential::Bearer { token_hash, .. } => CallerQuery {
+                cte: format!(
+                    "caller AS (SELECT {USER_COLUMNS}, NULL AS session_data, \
+                     NULL AS session_csrf_token \
+                     FROM meet_bearer_token b JOIN meet_user u ON u.id = b.user_id \
+                     WHERE b.token_hash = ?1 AND b.expires_at > ?2 AND u.is_active = 1)"
+                ),
+                params: vec![token_hash.as_str().into(), now, SqlValue::Null],
+            },
+        }
+    }
+
+    /// A caller already resolved to `user_id` (the full path's writes
+    /// guard their permission with the same statements).
+    pub fn user(user_id: &str) -> CallerQuery {
+        CallerQuery {
+            cte: format!(
+                "caller AS (SELECT {USER_COLUMNS}, NULL AS session_data, \
+                 NULL AS session_csrf_token FROM meet_user u WHERE u.id = ?1)"
+            ),
+            params: vec![user_id.into(), SqlValue::Null, SqlValue::Null],
+        }
+    }
+
+    /// The caller's columns as scalar sub-queries, for `RETURNING` (which
+    /// cannot join).
+    pub fn returning_columns() -> String {
+        CALLER_COLUMNS
+            .iter()
+            .map(|column| format!("(SELECT {column} FROM caller) AS {column}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The caller's parameters followed by the statement's own.
+    pub fn with_params(&self, own: Vec<SqlValue>) -> Vec<SqlValue> {
+        let mut params = self.params.clone();
+        params.extend(own);
+        params
+    }
+}
+
+/// The caller row of a statement built on [`CallerQuery`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallerRecord {
+    pub user: User,
+    pub session_data: Option<Map<String, Value>>,
+    pub csrf_token: Option<String>,
+}
+
+impl CallerRecord {
+    /// The caller of `row`; `None` when its `user_id` is NULL (no caller).
+    pub fn from_row(row: &Row) -> Result<Option<CallerRecord>, DbError> {
+        if row.value("user_id")?.is_null() {
+            return Ok(None);
+        }
+        let session_data = match row.optional_text("session_data")? {
+            Some(text) => match serde_json::from_str(&text) {
+                Ok(Value::Object(map)) => Some(map),
+                _ => Some(Map::new()),
+            },
+            None => None,
+        };
+        Ok(Some(CallerRecord {
+            user: user_from_row(row)?,
+            session_data,
+            csrf_token: row.optional_text("session_csrf_token")?,
+        }))
+    }
 }
 
 /// A session as written.

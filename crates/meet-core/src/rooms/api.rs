@@ -7,18 +7,21 @@ use meet_livekit::{
     participant_token, Caller as TokenCaller, LiveKitCredentials, LiveKitObject, ParticipantGrant,
 };
 
-use crate::auth::{authenticate, Caller};
+use crate::auth::store::CallerQuery;
+use crate::auth::{authenticate, csrf_token_to_match, Caller, Credential};
 use crate::body::parse_object;
 use crate::cache;
 use crate::error::{ApiError, FieldErrors};
 use crate::http::{ApiRequest, ApiResponse, Method};
 use crate::ids::parse_uuid_like;
-use crate::pagination::{empty_page, paginate, PAGE_SIZE};
+use crate::pagination::{empty_page, paginate, PageRequest, PAGE_SIZE};
 use crate::ports::Services;
 use crate::roles::{AccessLevel, Role};
 use crate::rooms::pin::generate_pin;
 use crate::rooms::slug::slugify;
-use crate::rooms::store::{self as room_store, NewRoom, Room, RoomKey, RoomView, RoomWriteError};
+use crate::rooms::store::{
+    self as room_store, NewRoom, Room, RoomChanges, RoomKey, RoomView, RoomWriteError,
+};
 use crate::routing::method_not_allowed;
 use crate::settings::{SettingError, Settings};
 
@@ -126,12 +129,52 @@ fn room_json(
 
 /// `/rooms/`: list (GET) and create (POST).
 pub fn rooms(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
+    if matches!(request.method, Method::GET | Method::HEAD) {
+        if let Some(response) = list_folded(request, services)? {
+            return Ok(response);
+        }
+    }
     let caller = authenticate(request, services)?;
+
     match request.method {
         Method::GET | Method::HEAD => list(request, services, &caller),
         Method::POST => create(request, services, &caller),
         _ => Err(method_not_allowed(request)),
     }
+}
+
+/// The list in one statement (the caller folded in) for page numbers;
+/// `None` sends the request to the full path (`page=last`, an invalid page,
+/// a bearer token not cached yet).
+fn list_folded(request: &ApiRequest, services: &Services) -> Result<Option<ApiResponse>, ApiError> {
+    let credential = Credential::of(request)?;
+    if credential == Credential::Anonymous {
+        return Ok(Some(ApiResponse::json(200, &empty_page())));
+    }
+    let Ok(PageRequest::Number(number)) = PageRequest::from_request(request) else {
+        return Ok(None);
+    };
+    let offset = (number - 1).saturating_mul(PAGE_SIZE);
+    let found = room_store::list_with_caller(
+        services.db,
+        &caller_query(&credential, None, services),
+        PAGE_SIZE,
+        offset,
+    )?;
+    let (record, total, views) = match found {
+        Some((record, total, views)) => (Some(record), total, views),
+        None => (None, 0, Vec::new()),
+    };
+    let Some(caller) = credential.resolved(record) else {
+        return Ok(None);
+    };
+    if caller.user().is_none() {
+        return Ok(Some(ApiResponse::json(200, &empty_page())));
+    }
+    render_list(request, services, &caller, |_, _| {
+        Ok((total, views.clone()))
+    })
+    .map(Some)
 }
 
 fn list(
@@ -142,6 +185,18 @@ fn list(
     let Some(user) = caller.user() else {
         return Ok(ApiResponse::json(200, &empty_page()));
     };
+    render_list(request, services, caller, |limit, offset| {
+        room_store::list_for_user(services.db, &user.id, limit, offset).map_err(ApiError::from)
+    })
+}
+
+/// The page of rooms `fetch(limit, offset)` loads, rendered for `caller`.
+fn render_list(
+    request: &ApiRequest,
+    services: &Services,
+    caller: &Caller,
+    fetch: impl Fn(u64, u64) -> Result<(u64, Vec<RoomView>), ApiError>,
+) -> Result<ApiResponse, ApiError> {
     let username = username(request);
     let mut livekit = None;
     let views = std::cell::RefCell::new(Vec::new());
@@ -149,7 +204,7 @@ fn list(
         request,
         PAGE_SIZE,
         |limit, offset| {
-            let (total, found) = room_store::list_for_user(services.db, &user.id, limit, offset)?;
+            let (total, found) = fetch(limit, offset)?;
             *views.borrow_mut() = found.clone();
             Ok::<_, ApiError>((total, found))
         },
@@ -388,9 +443,25 @@ pub fn room(
     services: &Services,
     path_value: &str,
 ) -> Result<ApiResponse, ApiError> {
+    // One statement on the usual path: the caller's resolution is folded
+    // into the read or the guarded write; anything else (a bearer token not
+    // cached yet, a refused or invalid request) takes the full path below,
+    // which gives the exact upstream error.
+    let folded = match request.method {
+        Method::GET | Method::HEAD => retrieve_folded(request, services, path_value)?,
+        Method::PUT | Method::PATCH => update_folded(request, services, path_value)?,
+        Method::DELETE => destroy_folded(request, services, path_value)?,
+        _ => None,
+    };
+    if let Some(response) = folded {
+        return Ok(response);
+    }
     let caller = authenticate(request, services)?;
     match request.method {
-        Method::GET | Method::HEAD => retrieve(request, services, &caller, path_value),
+        Method::GET | Method::HEAD => {
+            let view = find(services, &caller, path_value)?;
+            retrieve(request, services, &caller, path_value, view)
+        }
         Method::PUT | Method::PATCH => update(request, services, &caller, path_value),
         Method::DELETE => destroy(services, &caller, path_value),
         _ => Err(method_not_allowed(request)),
@@ -410,14 +481,41 @@ fn find(
     )?)
 }
 
+/// The caller of a folded statement, if its credential could be resolved.
+fn caller_query(
+    credential: &Credential,
+    csrf_token: Option<&str>,
+    services: &Services,
+) -> CallerQuery {
+    CallerQuery::of(credential, csrf_token, services.clock.now())
+}
+
+fn retrieve_folded(
+    request: &ApiRequest,
+    services: &Services,
+    path_value: &str,
+) -> Result<Option<ApiResponse>, ApiError> {
+    let credential = Credential::of(request)?;
+    let (record, view) = room_store::find_with_caller(
+        services.db,
+        &caller_query(&credential, None, services),
+        &RoomKey::from_path(path_value),
+    )?;
+    let Some(caller) = credential.resolved(record) else {
+        return Ok(None);
+    };
+    retrieve(request, services, &caller, path_value, view).map(Some)
+}
+
 fn retrieve(
     request: &ApiRequest,
     services: &Services,
     caller: &Caller,
     path_value: &str,
+    view: Option<RoomView>,
 ) -> Result<ApiResponse, ApiError> {
     let username = username(request);
-    if let Some(view) = find(services, caller, path_value)? {
+    if let Some(view) = view {
         let body = room_json(&view, caller, services, username.as_deref(), &mut None)?;
         return Ok(ApiResponse::json(200, &body));
     }
@@ -434,40 +532,100 @@ fn retrieve(
     ))
 }
 
+/// The changes of a valid update body; an invalid one is an error only
+/// after the permission checks, so the caller decides when to report it.
+fn room_changes(request: &ApiRequest) -> Result<RoomChanges, ApiError> {
+    let body = parse_object(request)?;
+    let input = parse_room_input(&body, request.method == Method::PATCH)?;
+    let name_and_slug = match input.name {
+        Some(name) => Some((name.clone(), checked_slug(&name)?)),
+        None => None,
+    };
+    Ok(RoomChanges {
+        name_and_slug,
+        access_level: input.access_level,
+        configuration: input.configuration,
+    })
+}
+
+/// The CSRF token a folded unsafe request binds, or `None` when the request
+/// must take the full path (anonymous, or a CSRF check that fails).
+fn folded_csrf(
+    request: &ApiRequest,
+    credential: &Credential,
+    services: &Services,
+) -> Result<Option<Option<String>>, ApiError> {
+    Ok(match credential {
+        Credential::Anonymous => None,
+        Credential::Bearer { .. } => Some(None),
+        Credential::Session { .. } => csrf_token_to_match(request, services)?.map(Some),
+    })
+}
+
+fn update_folded(
+    request: &ApiRequest,
+    services: &Services,
+    path_value: &str,
+) -> Result<Option<ApiResponse>, ApiError> {
+    let credential = Credential::of(request)?;
+    let Some(csrf_token) = folded_csrf(request, &credential, services)? else {
+        return Ok(None);
+    };
+    let Ok(changes) = room_changes(request) else {
+        return Ok(None);
+    };
+    let updated = room_store::update_as_caller(
+        services.db,
+        &caller_query(&credential, csrf_token.as_deref(), services),
+        &RoomKey::from_path(path_value),
+        &changes,
+        services.clock.now(),
+    );
+    let (record, view) = match updated {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok(None),
+        // The statement only writes once every permission check passed.
+        Err(RoomWriteError::SlugTaken) => return Err(slug_taken()),
+        Err(other) => return Err(ApiError::internal(other)),
+    };
+    let Some(caller) = credential.resolved(record) else {
+        return Ok(None);
+    };
+    let body = room_json(
+        &view,
+        &caller,
+        services,
+        username(request).as_deref(),
+        &mut None,
+    )?;
+    Ok(Some(ApiResponse::json(200, &body)))
+}
+
 fn update(
     request: &ApiRequest,
     services: &Services,
     caller: &Caller,
     path_value: &str,
 ) -> Result<ApiResponse, ApiError> {
-    caller.require_user()?;
+    let user = caller.require_user()?;
     let view = find(services, caller, path_value)?.ok_or(ApiError::NotFound("Room"))?;
     if !view.role.is_some_and(Role::is_privileged) {
         return Err(caller.deny(ApiError::permission_denied()));
     }
-    let body = parse_object(request)?;
-    let input = parse_room_input(&body, request.method == Method::PATCH)?;
-    let mut room = view.room.clone();
-    if let Some(name) = input.name {
-        room.slug = checked_slug(&name)?;
-        room.name = name;
-    }
-    if let Some(level) = input.access_level {
-        room.access_level = level;
-    }
-    if let Some(configuration) = input.configuration {
-        room.configuration = configuration;
-    }
-    room_store::update(services.db, &room, services.clock.now()).map_err(|error| match error {
+    let changes = room_changes(request)?;
+    let updated = room_store::update_as_caller(
+        services.db,
+        &CallerQuery::user(&user.id),
+        &RoomKey::Id(view.room.id.clone()),
+        &changes,
+        services.clock.now(),
+    )
+    .map_err(|error| match error {
         RoomWriteError::SlugTaken => slug_taken(),
         other => ApiError::internal(other),
     })?;
-    let view = room_store::find(
-        services.db,
-        &RoomKey::Id(room.id.clone()),
-        caller.user().map(|user| user.id.as_str()),
-    )?
-    .ok_or(ApiError::NotFound("Room"))?;
+    // A role revoked since the read: the statement refused to write.
+    let (_, view) = updated.ok_or_else(|| caller.deny(ApiError::permission_denied()))?;
     let body = room_json(
         &view,
         caller,
@@ -478,17 +636,41 @@ fn update(
     Ok(ApiResponse::json(200, &body))
 }
 
+fn destroy_folded(
+    request: &ApiRequest,
+    services: &Services,
+    path_value: &str,
+) -> Result<Option<ApiResponse>, ApiError> {
+    let credential = Credential::of(request)?;
+    let Some(csrf_token) = folded_csrf(request, &credential, services)? else {
+        return Ok(None);
+    };
+    let deleted = room_store::delete_as_caller(
+        services.db,
+        &caller_query(&credential, csrf_token.as_deref(), services),
+        &RoomKey::from_path(path_value),
+    )?;
+    Ok(deleted.then(|| ApiResponse::empty(204)))
+}
+
 fn destroy(
     services: &Services,
     caller: &Caller,
     path_value: &str,
 ) -> Result<ApiResponse, ApiError> {
-    caller.require_user()?;
+    let user = caller.require_user()?;
     let view = find(services, caller, path_value)?.ok_or(ApiError::NotFound("Room"))?;
     if view.role != Some(Role::Owner) {
         return Err(caller.deny(ApiError::permission_denied()));
     }
-    room_store::delete(services.db, &view.room.id)?;
+    let deleted = room_store::delete_as_caller(
+        services.db,
+        &CallerQuery::user(&user.id),
+        &RoomKey::Id(view.room.id),
+    )?;
+    if !deleted {
+        return Err(caller.deny(ApiError::permission_denied()));
+    }
     Ok(ApiResponse::empty(204))
 }
 
