@@ -1,6 +1,7 @@
 //! The rooms component: rooms, their LiveKit tokens and the room-creation
 //! callback (api.md §4).
 
+use meet_core::lobby::api as lobby_api;
 use meet_core::ports::Services;
 use meet_core::rooms::api as rooms_api;
 use meet_core::routing::{Resolution, Router};
@@ -13,6 +14,9 @@ enum Route {
     Rooms,
     CreationCallback,
     Room,
+    RequestEntry,
+    WaitingParticipants,
+    Enter,
 }
 
 #[http_component]
@@ -31,6 +35,12 @@ fn router() -> Router<Route> {
             Route::CreationCallback,
         )
         .route("/api/v1.0/rooms/{id}/", Route::Room)
+        .route("/api/v1.0/rooms/{id}/request-entry/", Route::RequestEntry)
+        .route(
+            "/api/v1.0/rooms/{id}/waiting-participants/",
+            Route::WaitingParticipants,
+        )
+        .route("/api/v1.0/rooms/{id}/enter/", Route::Enter)
 }
 
 fn route(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
@@ -42,5 +52,10 @@ fn route(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiEr
         Route::Rooms => rooms_api::rooms(request, services),
         Route::CreationCallback => rooms_api::creation_callback(request, services),
         Route::Room => rooms_api::room(request, services, &params[0]),
+        Route::RequestEntry => lobby_api::request_entry(request, services, &params[0]),
+        Route::WaitingParticipants => {
+            lobby_api::waiting_participants(request, services, &params[0])
+        }
+        Route::Enter => lobby_api::enter(request, services, &params[0]),
     }
 }
