@@ -31,7 +31,8 @@ fn config_serves_the_upstream_defaults() {
             "use_french_gov_footer": false,
             "use_proconnect_button": false,
             "transcript": {},
-            "manifest_link": null
+            "manifest_link": null,
+            "telephony": {"enabled": false, "phone_number": null, "default_country": "US"}
         })
     );
 }

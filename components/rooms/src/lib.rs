@@ -1,6 +1,7 @@
 //! The rooms component: rooms, their LiveKit tokens and the room-creation
-//! callback (api.md §4).
+//! callback, invitations by email (api.md §4).
 
+use meet_core::invitations::api as invitations_api;
 use meet_core::lobby::api as lobby_api;
 use meet_core::ports::Services;
 use meet_core::rooms::api as rooms_api;
@@ -14,6 +15,7 @@ enum Route {
     Rooms,
     CreationCallback,
     Room,
+    Invite,
     RequestEntry,
     WaitingParticipants,
     Enter,
@@ -35,6 +37,7 @@ fn router() -> Router<Route> {
             Route::CreationCallback,
         )
         .route("/api/v1.0/rooms/{id}/", Route::Room)
+        .route("/api/v1.0/rooms/{id}/invite/", Route::Invite)
         .route("/api/v1.0/rooms/{id}/request-entry/", Route::RequestEntry)
         .route(
             "/api/v1.0/rooms/{id}/waiting-participants/",
@@ -52,6 +55,9 @@ fn route(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiEr
         Route::Rooms => rooms_api::rooms(request, services),
         Route::CreationCallback => rooms_api::creation_callback(request, services),
         Route::Room => rooms_api::room(request, services, &params[0]),
+        Route::Invite => {
+            invitations_api::invite(request, services, &meet_spin::SpinMailer, &params[0])
+        }
         Route::RequestEntry => lobby_api::request_entry(request, services, &params[0]),
         Route::WaitingParticipants => {
             lobby_api::waiting_participants(request, services, &params[0])

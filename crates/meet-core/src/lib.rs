@@ -8,6 +8,7 @@
 // The kernel: what every feature uses.
 pub mod body; // request bodies with DRF's parser semantics
 pub mod cache; // values with a time to live (`meet_cache`), where upstream uses Redis
+pub mod email; // email settings from Spin variables and the Mailer port
 pub mod error; // the one API error type, rendered as DRF bodies
 pub mod http; // request and response shapes
 pub mod ids; // UUIDs: Python's parsing rules, random v4
@@ -26,8 +27,11 @@ pub mod auth;
 // The features.
 pub mod accesses; // resource accesses: who holds which role on which room
 pub mod identity; // frontend config, OIDC login, users, duplicate-user merge
+pub mod invitations; // invitations to a room sent by email
 pub mod lobby; // the waiting room: request-entry, waiting-participants, enter
+pub mod recordings; // recordings: egress start/stop, API, storage hook, media access, notifications
 pub mod rooms; // rooms, LiveKit tokens, the room-creation callback
+pub mod telephony; // room PINs, the SIP gateways' PIN lookup and phone lobby, SIP dispatch rules
 pub mod webhooks; // the LiveKit webhook endpoint and its dispatch table
 
 #[cfg(feature = "native")]

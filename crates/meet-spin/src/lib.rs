@@ -1,6 +1,9 @@
 //! What every component needs from Spin: the ports of `meet-core` on top of
 //! spin-sdk, and the conversion of Spin requests and responses.
 
+mod mail;
+pub use mail::SpinMailer;
+
 use meet_core::ports::{
     Clock, Database, DbError, HttpClient, HttpError, OutboundRequest, OutboundResponse, Random,
     SqlRows, SqlValue,

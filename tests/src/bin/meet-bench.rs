@@ -20,6 +20,8 @@ use serde_json::json;
 
 const CONNECTIONS: usize = 32;
 const ROOMS_OF_THE_BUSY_USER: usize = 1000;
+/// Recordings the bench user owns, for `GET /api/v1.0/recordings/`.
+const RECORDINGS_OF_THE_BUSY_USER: usize = 1000;
 /// Fewer rooms over libSQL: each creation is several round trips.
 const ROOMS_OVER_LIBSQL: usize = 100;
 const ROOM_SLUG: &str = "bench-room-0042";
@@ -204,6 +206,36 @@ fn seed_rooms(host: &BenchHost, token: &str, count: usize) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Gives the bench user `count` saved recordings of their first room (and
+/// the owner access of each), written straight into the database file.
+fn seed_recordings(database: &std::path::Path, count: usize) -> anyhow::Result<()> {
+    let mut db = rusqlite::Connection::open(database)?;
+    let transaction = db.transaction()?;
+    let (user, room): (String, String) = transaction.query_row(
+        "SELECT a.user_id, a.resource_id FROM meet_resource_access a \
+         JOIN meet_user u ON u.id = a.user_id WHERE u.sub = 'bench-user' LIMIT 1",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    for n in 0..count {
+        let id = format!("00000000-0000-4000-a000-{n:012}");
+        let access = format!("00000000-0000-4000-b000-{n:012}");
+        let at = format!("2026-01-01T00:{:02}:{:02}.000000Z", n / 60 % 60, n % 60);
+        transaction.execute(
+            "INSERT INTO meet_recording (id, created_at, updated_at, room_id, status, mode, worker_id) \
+             VALUES (?1, ?2, ?2, ?3, 'saved', 'screen_recording', ?1)",
+            rusqlite::params![id, at, room],
+        )?;
+        transaction.execute(
+            "INSERT INTO meet_recording_access (id, created_at, updated_at, recording_id, user_id, team, role) \
+             VALUES (?1, ?2, ?2, ?3, ?4, '', 'owner')",
+            rusqlite::params![access, at, id, user],
+        )?;
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let options = parse_options()?;
     let provider = OidcProvider::start();
@@ -245,6 +277,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {
             seed_rooms(&host, &token, ROOMS_OF_THE_BUSY_USER)?;
+            seed_recordings(&dir.path().join("meet.db"), RECORDINGS_OF_THE_BUSY_USER)?;
             file_bench(&bench, &paths)
         }
     }
@@ -253,6 +286,7 @@ fn main() -> anyhow::Result<()> {
 const CONSTANT: &str = "/baseline/constant";
 const CONFIG: &str = "/api/v1.0/config/";
 const ROOMS: &str = "/api/v1.0/rooms/";
+const RECORDINGS: &str = "/api/v1.0/recordings/";
 
 /// Request headers of a load.
 type Headers<'a> = &'a [(String, String)];
@@ -310,6 +344,15 @@ fn file_bench(bench: &Bench, paths: &Paths) -> anyhow::Result<()> {
         "{}\n    = {:.0}% of the select baseline's requests/s (no target)",
         figures(
             "GET /api/v1.0/rooms/ (user with 1,000 rooms, bearer, first page)",
+            &measured
+        ),
+        measured.report.requests_per_second() / select.report.requests_per_second() * 100.0
+    );
+    let measured = bench.measure(RECORDINGS, &paths.bearer)?;
+    println!(
+        "{}\n    = {:.0}% of the select baseline's requests/s (no target)",
+        figures(
+            "GET /api/v1.0/recordings/ (user with 1,000 recordings, bearer, first page)",
             &measured
         ),
         measured.report.requests_per_second() / select.report.requests_per_second() * 100.0

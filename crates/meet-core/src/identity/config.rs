@@ -77,6 +77,11 @@ pub fn frontend_config(settings: &Settings) -> Result<Value, SettingError> {
         "use_proconnect_button": settings.bool("frontend_use_proconnect_button")?,
         "transcript": object("frontend_transcript")?,
         "manifest_link": settings.optional_string("frontend_manifest_link")?,
+        "telephony": {
+            "enabled": settings.bool("room_telephony_enabled")?,
+            "phone_number": settings.optional_string("room_telephony_phone_number")?,
+            "default_country": settings.string("room_telephony_default_country")?,
+        },
     }))
 }
 
@@ -104,6 +109,9 @@ mod tests {
             ("frontend_use_proconnect_button", "false"),
             ("frontend_transcript", "{}"),
             ("frontend_manifest_link", ""),
+            ("room_telephony_enabled", "false"),
+            ("room_telephony_phone_number", ""),
+            ("room_telephony_default_country", "US"),
         ])
     }
 
@@ -123,7 +131,8 @@ mod tests {
             "use_french_gov_footer": false,
             "use_proconnect_button": false,
             "transcript": {},
-            "manifest_link": null
+            "manifest_link": null,
+            "telephony": {"enabled": false, "phone_number": null, "default_country": "US"}
         });
         assert_eq!(payload, expected);
         // Same key order as upstream, not just the same keys.

@@ -335,6 +335,13 @@ pub fn enter(
             body: json!({"message": "Participant not found."}),
         });
     }
+    // A held SIP participant gets its permissions back, or is removed.
+    crate::telephony::sip::on_entry_decision(
+        services,
+        &view.room.id,
+        &participant_id,
+        allow_entry,
+    )?;
     Ok(ApiResponse::json(
         200,
         &json!({"message": "Participant was updated."}),

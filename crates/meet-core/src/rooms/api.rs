@@ -3,10 +3,6 @@
 
 use serde_json::{json, Map, Value};
 
-use meet_livekit::{
-    participant_token, Caller as TokenCaller, LiveKitCredentials, LiveKitObject, ParticipantGrant,
-};
-
 use crate::auth::store::CallerQuery;
 use crate::auth::{authenticate, csrf_token_to_match, Caller, Credential};
 use crate::body::parse_object;
@@ -14,69 +10,20 @@ use crate::cache;
 use crate::error::{ApiError, FieldErrors};
 use crate::http::{ApiRequest, ApiResponse, Method};
 use crate::ids::parse_uuid_like;
+use crate::livekit::LiveKit;
 use crate::pagination::{empty_page, paginate, PageRequest, PAGE_SIZE};
 use crate::ports::Services;
 use crate::roles::{AccessLevel, Role};
-use crate::rooms::pin::generate_pin;
 use crate::rooms::slug::slugify;
 use crate::rooms::store::{
     self as room_store, NewRoom, Room, RoomChanges, RoomKey, RoomView, RoomWriteError,
 };
 use crate::routing::method_not_allowed;
-use crate::settings::{SettingError, Settings};
+use crate::settings::SettingError;
+use crate::telephony::pins::PinSettings;
 
 const NAME_MAX: usize = 500;
 const SLUG_MAX: usize = 100;
-
-/// What minting LiveKit tokens needs; read only when a token is minted.
-struct LiveKit {
-    url: String,
-    credentials: LiveKitCredentials,
-}
-
-impl LiveKit {
-    fn load(settings: &Settings) -> Result<LiveKit, SettingError> {
-        Ok(LiveKit {
-            url: settings.required_string("livekit_api_url")?,
-            credentials: LiveKitCredentials {
-                api_key: settings.required_string("livekit_api_key")?,
-                api_secret: settings.required_string("livekit_api_secret")?,
-            },
-        })
-    }
-
-    /// `{"url", "room", "token"}` for `caller` joining LiveKit room `room`.
-    fn object(
-        &self,
-        services: &Services,
-        caller: &Caller,
-        room: &str,
-        username: Option<&str>,
-    ) -> Result<Value, ApiError> {
-        let anonymous_identity;
-        let token_caller = match caller.user() {
-            Some(user) => TokenCaller::Authenticated {
-                sub: user.sub.as_deref(),
-                display_name: user.display_name(),
-            },
-            None => {
-                anonymous_identity = services.new_uuid();
-                TokenCaller::Anonymous {
-                    identity: &anonymous_identity,
-                }
-            }
-        };
-        let grant = ParticipantGrant::for_caller(room, token_caller, username, None);
-        let token = participant_token(&self.credentials, &grant, services.clock.now().into())
-            .map_err(ApiError::internal)?;
-        Ok(LiveKitObject {
-            url: self.url.clone(),
-            room: room.to_string(),
-            token,
-        }
-        .to_json())
-    }
-}
 
 /// The `username` query parameter (the frontend always sends it, maybe empty).
 fn username(request: &ApiRequest) -> Option<String> {
@@ -120,8 +67,15 @@ fn room_json(
         if let Some(livekit) = livekit {
             object.insert(
                 "livekit".into(),
-                livekit.object(services, caller, &room.id, username)?,
+                livekit.participant(services, caller, &room.id, username, None)?,
             );
+        }
+        // The PIN only for those who may join directly (not lobby waiters).
+        if let Some((trunk, pin)) = &view.pin {
+            object.insert("pin_code".into(), json!(pin));
+            if !trunk.is_empty() && services.settings().list("room_telephony_trunks")?.len() > 1 {
+                object.insert("pin_trunk".into(), json!(trunk));
+            }
         }
     }
     Ok(Value::Object(object))
@@ -135,7 +89,6 @@ pub fn rooms(request: &ApiRequest, services: &Services) -> Result<ApiResponse, A
         }
     }
     let caller = authenticate(request, services)?;
-
     match request.method {
         Method::GET | Method::HEAD => list(request, services, &caller),
         Method::POST => create(request, services, &caller),
@@ -351,21 +304,15 @@ fn create(
     let access_id = services.new_uuid();
     let now = services.clock.now();
 
-    // Telephony: a random PIN, drawn again on a collision; after the last
-    // attempt the room is created without one (domain.md §8).
-    let telephony = settings.bool("room_telephony_enabled")?;
-    let draw_pin = || -> Result<Option<String>, ApiError> {
-        if !telephony {
-            return Ok(None);
-        }
-        let length = settings.u64("room_telephony_pin_length")?;
-        let pin = generate_pin(length, services.random)
-            .map_err(|error| SettingError::new("room_telephony_pin_length", error.to_string()))?;
-        Ok(Some(pin))
+    // Telephony: a PIN unique by construction (one counter statement, then
+    // the room). A PIN given to an older room before the counters existed
+    // takes the next counter, a bounded number of times (domain.md §8).
+    let pins = PinSettings::load(&settings)?;
+    let mut pin = match &pins {
+        Some(pins) => Some(pins.allocate(services.db)?),
+        None => None,
     };
-    let max_attempts = settings.u64("room_telephony_pin_max_retries")?.max(1);
-    let mut pin = draw_pin()?;
-    let mut attempts = 1;
+    let mut collisions = 0;
     loop {
         let new_room = NewRoom {
             id: &room_id,
@@ -373,22 +320,31 @@ fn create(
             slug: &slug,
             access_level,
             configuration: &configuration,
-            pin_code: pin.as_deref(),
+            pin: pin.as_ref().map(|p| (p.trunk.as_str(), p.pin.as_str())),
             owner_id: &user.id,
             owner_access_id: &access_id,
         };
         match room_store::create(services.db, &new_room, now) {
             Ok(()) => break,
-            Err(RoomWriteError::PinTaken) if attempts < max_attempts => {
-                pin = draw_pin()?;
-                attempts += 1;
-            }
             Err(RoomWriteError::PinTaken) => {
-                eprintln!(
-                    "Failed to generate unique PIN code of length {} after {attempts} attempts",
-                    pin.as_deref().map_or(0, str::len)
-                );
-                pin = None;
+                let (Some(pins), Some(taken)) = (&pins, &pin) else {
+                    return Err(ApiError::internal("PIN conflict on a room without PIN"));
+                };
+                collisions += 1;
+                if collisions > pins.max_collisions {
+                    eprintln!(
+                        "Failed to generate unique PIN code of length {} after {collisions} attempts",
+                        pins.length
+                    );
+                    pin = None;
+                } else {
+                    eprintln!(
+                        "telephony: PIN of counter {} on trunk {:?} is taken by an older room; \
+                         taking the next counter",
+                        taken.counter, taken.trunk
+                    );
+                    pin = Some(pins.allocate(services.db)?);
+                }
             }
             Err(RoomWriteError::SlugTaken) => return Err(slug_taken()),
             Err(RoomWriteError::Db(error)) => return Err(error.into()),
@@ -426,6 +382,7 @@ fn create(
             "resource": room_id,
             "role": Role::Owner.as_str(),
         })]),
+        pin: pin.map(|p| (p.trunk, p.pin)),
     };
     let body = room_json(
         &view,
@@ -525,7 +482,7 @@ fn retrieve(
         return Err(ApiError::NotFound("Room"));
     }
     let livekit = LiveKit::load(&services.settings())?;
-    let object = livekit.object(services, caller, &livekit_room, username.as_deref())?;
+    let object = livekit.participant(services, caller, &livekit_room, username.as_deref(), None)?;
     Ok(ApiResponse::json(
         200,
         &json!({"id": null, "livekit": object}),

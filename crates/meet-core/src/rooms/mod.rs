@@ -2,6 +2,5 @@
 //! update, delete and the room-creation callback (api.md §2, §4; domain.md §2, §8).
 
 pub mod api;
-pub mod pin;
 pub mod slug;
 pub mod store;

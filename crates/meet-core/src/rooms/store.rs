@@ -26,6 +26,8 @@ pub struct RoomView {
     /// The room's accesses (user objects inlined), newest first; only
     /// loaded for administrators and owners, who alone may see them.
     pub accesses: Option<Vec<Value>>,
+    /// The telephony PIN and its trunk (`""` without trunk namespaces).
+    pub pin: Option<(String, String)>,
 }
 
 /// How a room detail URL names its room (api.md §2.1).
@@ -52,7 +54,8 @@ fn view_columns(room: &str, user: &str) -> String {
     let role = sql_rank_of_user(&format!("{room}.id"), user);
     let administrator = Role::Administrator.rank();
     format!(
-        "{room}.id, {room}.name, {room}.slug, {room}.access_level, {room}.configuration, {role} AS role_rank, \
+        "{room}.id, {room}.name, {room}.slug, {room}.access_level, {room}.configuration, {room}.telephony_trunk, \
+         {room}.telephony_pin, {role} AS role_rank, \
          CASE WHEN {role} >= {administrator} THEN ( \
            SELECT json_group_array(json(item)) FROM ( \
              SELECT json_object('id', a.id, 'user', json_object('id', u.id, 'email', u.email, \
@@ -88,6 +91,10 @@ fn view_from_row(row: &Row) -> Result<RoomView, DbError> {
         },
         role,
         accesses,
+        pin: match row.optional_text("telephony_pin")? {
+            Some(pin) => Some((row.text("telephony_trunk")?, pin)),
+            None => None,
+        },
     })
 }
 
@@ -239,7 +246,8 @@ pub struct NewRoom<'a> {
     pub slug: &'a str,
     pub access_level: AccessLevel,
     pub configuration: &'a Value,
-    pub pin_code: Option<&'a str>,
+    /// The telephony PIN and its trunk (`""` without trunk namespaces).
+    pub pin: Option<(&'a str, &'a str)>,
     pub owner_id: &'a str,
     pub owner_access_id: &'a str,
 }
@@ -258,7 +266,7 @@ pub enum RoomWriteError {
 fn classify(error: DbError) -> RoomWriteError {
     if error.is_unique("meet_room.slug") {
         RoomWriteError::SlugTaken
-    } else if error.is_unique("meet_room.pin_code") {
+    } else if error.is_unique("meet_room.telephony_trunk, meet_room.telephony_pin") {
         RoomWriteError::PinTaken
     } else {
         RoomWriteError::Db(error)
@@ -274,7 +282,8 @@ pub fn create(
 ) -> Result<(), RoomWriteError> {
     db.execute(
         "INSERT INTO meet_room_creation (id, created_at, name, slug, access_level, configuration, \
-         pin_code, owner_access_id, owner_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         telephony_trunk, telephony_pin, owner_access_id, owner_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             room.id.into(),
             timestamp(now).into(),
@@ -282,7 +291,8 @@ pub fn create(
             room.slug.into(),
             room.access_level.as_str().into(),
             room.configuration.to_string().into(),
-            room.pin_code.map(str::to_string).into(),
+            room.pin.map_or("", |(trunk, _)| trunk).into(),
+            room.pin.map(|(_, pin)| pin.to_string()).into(),
             room.owner_access_id.into(),
             room.owner_id.into(),
         ],

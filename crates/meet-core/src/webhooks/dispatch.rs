@@ -20,8 +20,23 @@ pub type Handler = fn(&Services, &WebhookEvent) -> Result<(), ApiError>;
 pub const HANDLERS: &[(&str, Handler)] = &[
     // Lobby (lobby.md §9): a finished room's lobby is emptied.
     ("room_finished", crate::lobby::webhooks::room_finished),
-    // Recordings: ("egress_started" | "egress_updated" | "egress_ended", …).
-    // Telephony: ("room_started", …), ("participant_joined", …).
+    // Recordings: the lifecycle by egress id, then a few due notifications.
+    ("egress_started", crate::recordings::events::egress_webhook),
+    ("egress_updated", crate::recordings::events::egress_webhook),
+    ("egress_ended", crate::recordings::events::egress_webhook),
+    // Telephony: SIP dispatch rules follow the room; SIP callers of lobby rooms wait.
+    (
+        "room_started",
+        crate::telephony::sip::webhooks::room_started,
+    ),
+    (
+        "room_finished",
+        crate::telephony::sip::webhooks::room_finished,
+    ),
+    (
+        "participant_joined",
+        crate::telephony::sip::webhooks::participant_joined,
+    ),
 ];
 
 /// Runs every handler of `event.event`, in table order.
