@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -23,6 +25,58 @@ pub const MAX_CONNECTIONS: usize = 5_000;
 pub const MAX_DURATION: Duration = Duration::from_secs(120);
 /// Longest one request may take before it counts as a connection error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The body of every request of a load.
+#[derive(Clone)]
+pub enum LoadBody {
+    Empty,
+    /// The same bytes each time.
+    Fixed(Bytes),
+    /// Made from the request's number in the load (0, 1, 2, … over every
+    /// connection), e.g. to hit a different row each time.
+    PerRequest(Arc<dyn Fn(u64) -> Bytes + Send + Sync>),
+}
+
+/// What a load sends, over and over.
+#[derive(Clone)]
+pub struct LoadRequest {
+    pub method: hyper::Method,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: LoadBody,
+}
+
+impl LoadRequest {
+    /// `GET path` with `headers`.
+    pub fn get(path: &str, headers: &[(String, String)]) -> LoadRequest {
+        LoadRequest {
+            method: hyper::Method::GET,
+            path: path.to_string(),
+            headers: headers.to_vec(),
+            body: LoadBody::Empty,
+        }
+    }
+
+    /// `POST path` with a JSON body made by `body` (see [`LoadBody`]).
+    pub fn post_json(path: &str, headers: &[(String, String)], body: LoadBody) -> LoadRequest {
+        let mut headers = headers.to_vec();
+        headers.push(("content-type".into(), "application/json".into()));
+        LoadRequest {
+            method: hyper::Method::POST,
+            path: path.to_string(),
+            headers,
+            body,
+        }
+    }
+
+    fn body(&self, number: u64) -> Bytes {
+        match &self.body {
+            LoadBody::Empty => Bytes::new(),
+            LoadBody::Fixed(bytes) => bytes.clone(),
+            LoadBody::PerRequest(make) => make(number),
+        }
+    }
+}
 
 pub struct LoadReport {
     /// Answers received (any status).
@@ -64,21 +118,21 @@ impl LoadReport {
     }
 }
 
-/// Loads `GET http://<address><path>` (with `headers`) on `connections`
-/// connections for `duration`; every answer must have `expected_status`
-/// and no connection may fail.
+/// Loads `request` on `http://<address>` on `connections` connections for
+/// `duration`; every answer must have `expected_status` and no connection
+/// may fail.
 pub async fn run(
     address: &str,
-    path: &str,
-    headers: &[(String, String)],
+    request: &LoadRequest,
     connections: usize,
     duration: Duration,
     expected_status: u16,
 ) -> anyhow::Result<LoadReport> {
-    let report = generate(address, path, headers, connections, duration).await?;
+    let report = generate(address, request, connections, duration).await?;
+    let (method, path) = (&request.method, &request.path);
     if let Some(error) = &report.first_error {
         bail!(
-            "GET {path}: {} connection errors, the first: {error}",
+            "{method} {path}: {} connection errors, the first: {error}",
             report.connection_errors
         );
     }
@@ -87,7 +141,7 @@ pub async fn run(
         .iter()
         .find(|(status, _)| **status != expected_status)
     {
-        bail!("GET {path} answered {status} ({count} times), expected {expected_status}");
+        bail!("{method} {path} answered {status} ({count} times), expected {expected_status}");
     }
     Ok(report)
 }
@@ -96,8 +150,7 @@ pub async fn run(
 /// instead of failing on them.
 pub async fn generate(
     address: &str,
-    path: &str,
-    headers: &[(String, String)],
+    request: &LoadRequest,
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<LoadReport> {
@@ -113,13 +166,14 @@ pub async fn generate(
     }
     let started = Instant::now();
     let deadline = started + duration;
+    let numbers = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let address = address.to_string();
-        let path = path.to_string();
-        let headers = headers.to_vec();
+        let request = request.clone();
+        let numbers = numbers.clone();
         tasks.push(tokio::spawn(async move {
-            one_connection(&address, &path, &headers, deadline).await
+            one_connection(&address, &request, &numbers, deadline).await
         }));
     }
     let mut report = LoadReport {
@@ -156,14 +210,14 @@ struct ConnectionOutcome {
 
 async fn one_connection(
     address: &str,
-    path: &str,
-    headers: &[(String, String)],
+    request: &LoadRequest,
+    numbers: &AtomicU64,
     deadline: Instant,
 ) -> ConnectionOutcome {
     let mut outcome = ConnectionOutcome::default();
     while Instant::now() < deadline {
         if let Err(error) =
-            requests_on_one_connection(address, path, headers, deadline, &mut outcome).await
+            requests_on_one_connection(address, request, numbers, deadline, &mut outcome).await
         {
             outcome.errors.push(format!("{error:#}"));
             // Do not spin on a refusing server.
@@ -176,8 +230,8 @@ async fn one_connection(
 /// Sends requests on one connection until the deadline or an error.
 async fn requests_on_one_connection(
     address: &str,
-    path: &str,
-    headers: &[(String, String)],
+    load: &LoadRequest,
+    numbers: &AtomicU64,
     deadline: Instant,
     outcome: &mut ConnectionOutcome,
 ) -> anyhow::Result<()> {
@@ -189,11 +243,16 @@ async fn requests_on_one_connection(
     let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     while Instant::now() < deadline {
-        let mut request = hyper::Request::get(path).header("host", address);
-        for (name, value) in headers {
+        let mut request = hyper::Request::builder()
+            .method(load.method.clone())
+            .uri(load.path.as_str())
+            .header("host", address);
+        for (name, value) in &load.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        let request = request.body(Empty::<Bytes>::new())?;
+        let request = request.body(Full::new(
+            load.body(numbers.fetch_add(1, Ordering::Relaxed)),
+        ))?;
         let started = Instant::now();
         let exchange = async {
             let response = sender.send_request(request).await?;
@@ -416,17 +475,18 @@ mod tests {
             .build()
             .unwrap();
         let address = format!("127.0.0.1:{}", server.port);
+        let root = LoadRequest::get("/", &[]);
         // The hello server closes every connection after one answer: each
         // connection then fails on its next request and is reopened.
         let report = runtime
-            .block_on(generate(&address, "/", &[], 2, Duration::from_millis(300)))
+            .block_on(generate(&address, &root, 2, Duration::from_millis(300)))
             .unwrap();
         assert!(report.statuses.get(&200).copied().unwrap_or(0) >= 2);
         assert_eq!(report.non_2xx(), 0);
         assert!(report.connection_errors >= 1);
-        let strict = runtime.block_on(run(&address, "/", &[], 1, Duration::from_millis(100), 200));
+        let strict = runtime.block_on(run(&address, &root, 1, Duration::from_millis(100), 200));
         assert!(strict.is_err(), "run refuses connection errors");
-        let refused = runtime.block_on(generate("10.0.0.1:80", "/", &[], 1, Duration::ZERO));
+        let refused = runtime.block_on(generate("10.0.0.1:80", &root, 1, Duration::ZERO));
         assert!(refused.is_err(), "only loopback");
     }
 }

@@ -12,10 +12,15 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use meet_e2e::hrana_server::{HranaServer, HranaStats};
-use meet_e2e::load::{self, BenchHost, LoadReport};
+use meet_e2e::livekit_server::FakeLiveKit;
+use meet_e2e::load::{self, BenchHost, LoadBody, LoadReport, LoadRequest};
 use meet_e2e::oidc_provider::OidcProvider;
 use meet_e2e::repo_root;
+use meet_e2e::summary_service::SummaryService;
 use serde_json::json;
 
 const CONNECTIONS: usize = 32;
@@ -25,7 +30,16 @@ const RECORDINGS_OF_THE_BUSY_USER: usize = 1000;
 /// Fewer rooms over libSQL: each creation is several round trips.
 const ROOMS_OVER_LIBSQL: usize = 100;
 const ROOM_SLUG: &str = "bench-room-0042";
+/// A restricted room, where anonymous guests wait in the lobby.
+const LOBBY_SLUG: &str = "bench-lobby";
 const LIBSQL_TOKEN: &str = "bench-libsql-token";
+const LIVEKIT_KEY: &str = "bench-key";
+const LIVEKIT_SECRET: &str = "a-bench-secret-of-at-least-32-characters";
+const STORAGE_HOOK_TOKEN: &str = "bench-storage-hook-token";
+const SUMMARY_TOKEN: &str = "bench-summary-token";
+/// Stopped transcripts waiting for their file, one per storage-hook
+/// request: more than the hook can save in a bench's time.
+const RECORDINGS_FOR_THE_HOOK: usize = 100_000;
 
 struct Options {
     seconds: u64,
@@ -78,13 +92,17 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
+    /// `GET path` with `headers`, every answer a 200.
     fn measure(&self, path: &str, headers: &[(String, String)]) -> anyhow::Result<Measured> {
+        self.measure_request(&LoadRequest::get(path, headers))
+    }
+
+    fn measure_request(&self, request: &LoadRequest) -> anyhow::Result<Measured> {
         let address = &self.host.address;
         // Warm-up, so that the figures do not include first-use costs.
         self.runtime.block_on(load::run(
             address,
-            path,
-            headers,
+            request,
             CONNECTIONS,
             Duration::from_secs(1),
             200,
@@ -92,8 +110,7 @@ impl Bench<'_> {
         let before = self.libsql.map(HranaServer::stats);
         let report = self.runtime.block_on(load::run(
             address,
-            path,
-            headers,
+            request,
             CONNECTIONS,
             Duration::from_secs(self.seconds),
             200,
@@ -167,30 +184,51 @@ fn compare(
     );
 }
 
-fn app_variables(provider: &OidcProvider) -> Vec<(String, String)> {
+/// The app's variables: the provider, a fake LiveKit (the lobby notifies
+/// it), a fake summary service (the storage hook notifies it), and a
+/// request-entry throttle high enough never to answer 429 in a bench.
+fn app_variables(
+    provider: &OidcProvider,
+    livekit: &FakeLiveKit,
+    summary: &SummaryService,
+) -> Vec<(String, String)> {
     let mut variables = provider.variables();
     for (name, value) in [
-        ("oidc_bearer_cache_seconds", "3600"),
-        ("livekit_api_key", "bench-key"),
+        ("oidc_bearer_cache_seconds", "3600".to_string()),
+        ("livekit_api_key", LIVEKIT_KEY.to_string()),
+        ("livekit_api_secret", LIVEKIT_SECRET.to_string()),
+        ("livekit_api_url", livekit.ws_url()),
+        ("livekit_api_origin", livekit.url()),
         (
-            "livekit_api_secret",
-            "a-bench-secret-of-at-least-32-characters",
+            "request_entry_throttle_rates",
+            "1000000000/hour".to_string(),
         ),
-        ("livekit_api_url", "wss://livekit.example.org"),
+        ("lobby_waiting_timeout", "60".to_string()),
+        ("recording_storage_event_enable", "true".to_string()),
+        (
+            "recording_storage_event_token",
+            STORAGE_HOOK_TOKEN.to_string(),
+        ),
+        ("summary_service_endpoint", summary.endpoint()),
+        ("summary_service_api_token", SUMMARY_TOKEN.to_string()),
+        ("summary_service_origin", summary.origin()),
     ] {
-        variables.push((name.to_string(), value.to_string()));
+        variables.push((name.to_string(), value));
     }
     variables
 }
 
-/// Creates `count` rooms owned by the bearer of `token` ("bench room 0000"…).
+/// Creates `count` rooms owned by the bearer of `token` ("bench room 0000"…)
+/// and the restricted room of the lobby poll.
 fn seed_rooms(host: &BenchHost, token: &str, count: usize) -> anyhow::Result<()> {
     let client = reqwest::blocking::Client::new();
-    for n in 0..count {
+    let lobby = json!({"name": LOBBY_SLUG, "access_level": "restricted"});
+    let names = (0..count).map(|n| json!({"name": format!("bench room {n:04}")}));
+    for body in names.chain([lobby]) {
         let response = client
             .post(host.url("/api/v1.0/rooms/"))
             .bearer_auth(token)
-            .json(&json!({"name": format!("bench room {n:04}")}))
+            .json(&body)
             .send()?;
         if response.status() != 201 {
             let logs = host.logs();
@@ -236,6 +274,50 @@ fn seed_recordings(database: &std::path::Path, count: usize) -> anyhow::Result<(
     Ok(())
 }
 
+/// Gives the bench user `count` stopped transcripts of their first room,
+/// ids `00000000-0000-4000-c000-<n>`, for the storage hook to save.
+fn seed_hook_recordings(database: &std::path::Path, count: usize) -> anyhow::Result<()> {
+    let mut db = rusqlite::Connection::open(database)?;
+    let transaction = db.transaction()?;
+    let (user, room): (String, String) = transaction.query_row(
+        "SELECT a.user_id, a.resource_id FROM meet_resource_access a \
+         JOIN meet_user u ON u.id = a.user_id WHERE u.sub = 'bench-user' LIMIT 1",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    for n in 0..count {
+        let id = hook_recording_id(n as u64);
+        let access = format!("00000000-0000-4000-d000-{n:012}");
+        let at = "2026-01-01T00:00:00.000000Z";
+        transaction.execute(
+            "INSERT INTO meet_recording (id, created_at, updated_at, room_id, status, mode, worker_id) \
+             VALUES (?1, ?2, ?2, ?3, 'stopped', 'transcript', ?1)",
+            rusqlite::params![id, at, room],
+        )?;
+        transaction.execute(
+            "INSERT INTO meet_recording_access (id, created_at, updated_at, recording_id, user_id, team, role) \
+             VALUES (?1, ?2, ?2, ?3, ?4, '', 'owner')",
+            rusqlite::params![access, at, id, user],
+        )?;
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+fn hook_recording_id(n: u64) -> String {
+    format!("00000000-0000-4000-c000-{n:012}")
+}
+
+/// MinIO's event for the file of the `n`-th seeded transcript.
+fn storage_event(n: u64) -> Bytes {
+    let key = format!("recordings%2F{}.ogg", hook_recording_id(n));
+    let event = json!({"Records": [{"s3": {
+        "bucket": {"name": "meet-media-storage"},
+        "object": {"key": key, "contentType": "audio/ogg"},
+    }}]});
+    Bytes::from(event.to_string())
+}
+
 fn main() -> anyhow::Result<()> {
     let options = parse_options()?;
     let provider = OidcProvider::start();
@@ -255,7 +337,10 @@ fn main() -> anyhow::Result<()> {
         Some(server) => load::libsql_runtime_config(server.url(), server.token()),
         None => load::file_runtime_config(&dir.path().join("meet.db")),
     };
-    let host = BenchHost::start(&manifest, &runtime_config, &app_variables(&provider))?;
+    let livekit = FakeLiveKit::start(LIVEKIT_KEY, LIVEKIT_SECRET);
+    let summary = SummaryService::start(SUMMARY_TOKEN);
+    let variables = app_variables(&provider, &livekit, &summary);
+    let host = BenchHost::start(&manifest, &runtime_config, &variables)?;
     let bench = Bench {
         host: &host,
         runtime: tokio::runtime::Builder::new_multi_thread()
@@ -265,9 +350,18 @@ fn main() -> anyhow::Result<()> {
         seconds: options.seconds,
         libsql: libsql.as_ref(),
     };
+    let guest = vec![(
+        "cookie".to_string(),
+        "lobbyParticipantId=0123456789abcdef0123456789abcdef".to_string(),
+    )];
     let paths = Paths {
         select: format!("/baseline/select?slug={ROOM_SLUG}"),
         room: format!("/api/v1.0/rooms/{ROOM_SLUG}/?username=Guest"),
+        poll: LoadRequest::post_json(
+            &format!("/api/v1.0/rooms/{LOBBY_SLUG}/request-entry/"),
+            &guest,
+            LoadBody::Fixed(Bytes::from_static(br#"{"username": "Guest"}"#)),
+        ),
         bearer,
     };
     match (&libsql, &options.libsql_delays_ms) {
@@ -278,6 +372,7 @@ fn main() -> anyhow::Result<()> {
         _ => {
             seed_rooms(&host, &token, ROOMS_OF_THE_BUSY_USER)?;
             seed_recordings(&dir.path().join("meet.db"), RECORDINGS_OF_THE_BUSY_USER)?;
+            seed_hook_recordings(&dir.path().join("meet.db"), RECORDINGS_FOR_THE_HOOK)?;
             file_bench(&bench, &paths)
         }
     }
@@ -288,12 +383,11 @@ const CONFIG: &str = "/api/v1.0/config/";
 const ROOMS: &str = "/api/v1.0/rooms/";
 const RECORDINGS: &str = "/api/v1.0/recordings/";
 
-/// Request headers of a load.
-type Headers<'a> = &'a [(String, String)];
-
 struct Paths {
     select: String,
     room: String,
+    /// A waiting guest's poll (its entry exists after the warm-up).
+    poll: LoadRequest,
     bearer: Vec<(String, String)>,
 }
 
@@ -330,14 +424,32 @@ fn file_bench(bench: &Bench, paths: &Paths) -> anyhow::Result<()> {
             &select
         )
     );
-    let measured = bench.measure(&paths.room, &[])?;
+    let room = bench.measure(&paths.room, &[])?;
     compare(
         "GET /api/v1.0/rooms/<slug>/ (public room, anonymous, token minted)",
-        &measured,
+        &room,
         "select",
         &select,
         0.9,
         None,
+    );
+    let poll = bench.measure_request(&paths.poll)?;
+    compare(
+        "POST /api/v1.0/rooms/<slug>/request-entry/ (waiting guest's poll, cookie)",
+        &poll,
+        "select",
+        &select,
+        0.9,
+        None,
+    );
+    println!(
+        "    = {:.0}% of the room retrieve's requests/s (target ≥ 80%: {})",
+        poll.report.requests_per_second() / room.report.requests_per_second() * 100.0,
+        if poll.report.requests_per_second() >= 0.8 * room.report.requests_per_second() {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     let measured = bench.measure(ROOMS, &paths.bearer)?;
     println!(
@@ -357,6 +469,24 @@ fn file_bench(bench: &Bench, paths: &Paths) -> anyhow::Result<()> {
         ),
         measured.report.requests_per_second() / select.report.requests_per_second() * 100.0
     );
+    let hook_bearer = vec![(
+        "authorization".to_string(),
+        format!("Bearer {STORAGE_HOOK_TOKEN}"),
+    )];
+    let hook = LoadRequest::post_json(
+        "/api/v1.0/recordings/storage-hook/",
+        &hook_bearer,
+        LoadBody::PerRequest(Arc::new(storage_event)),
+    );
+    let measured = bench.measure_request(&hook)?;
+    println!(
+        "{}\n    = {:.0}% of the select baseline's requests/s (no target)",
+        figures(
+            "POST /api/v1.0/recordings/storage-hook/ (a transcript saved, summary service notified)",
+            &measured
+        ),
+        measured.report.requests_per_second() / select.report.requests_per_second() * 100.0
+    );
     Ok(())
 }
 
@@ -367,20 +497,31 @@ fn libsql_bench(
     delays_ms: &[u64],
     paths: &Paths,
 ) -> anyhow::Result<()> {
-    let endpoints: [(&str, &str, Headers); 6] = [
-        ("baseline GET /baseline/constant", CONSTANT, &[]),
-        ("baseline GET /baseline/select", &paths.select, &[]),
-        ("GET /api/v1.0/config/", CONFIG, &[]),
-        ("GET /api/v1.0/rooms/<slug>/ (anonymous)", &paths.room, &[]),
+    let endpoints = [
+        (
+            "baseline GET /baseline/constant",
+            LoadRequest::get(CONSTANT, &[]),
+        ),
+        (
+            "baseline GET /baseline/select",
+            LoadRequest::get(&paths.select, &[]),
+        ),
+        ("GET /api/v1.0/config/", LoadRequest::get(CONFIG, &[])),
+        (
+            "GET /api/v1.0/rooms/<slug>/ (anonymous)",
+            LoadRequest::get(&paths.room, &[]),
+        ),
         (
             "GET /api/v1.0/rooms/<slug>/ (owner, bearer)",
-            &paths.room,
-            &paths.bearer,
+            LoadRequest::get(&paths.room, &paths.bearer),
+        ),
+        (
+            "POST /api/v1.0/rooms/<slug>/request-entry/ (waiting guest's poll)",
+            paths.poll.clone(),
         ),
         (
             "GET /api/v1.0/rooms/ (user with 100 rooms, first page)",
-            ROOMS,
-            &paths.bearer,
+            LoadRequest::get(ROOMS, &paths.bearer),
         ),
     ];
     for delay in delays_ms {
@@ -389,8 +530,8 @@ fn libsql_bench(
             "libSQL: fake Hrana server on loopback, {delay} ms added to each HTTP request; {CONNECTIONS} connections, {} s each after a 1 s warm-up",
             bench.seconds
         );
-        for (label, path, headers) in endpoints {
-            let measured = bench.measure(path, headers)?;
+        for (label, request) in &endpoints {
+            let measured = bench.measure_request(request)?;
             println!("  {}", figures(label, &measured));
         }
     }

@@ -81,18 +81,11 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     // A short warm-up on few connections: compiled code and caches ready.
-    runtime.block_on(load::run(
-        &address,
-        ROOM_PATH,
-        &[],
-        32,
-        Duration::from_secs(1),
-        200,
-    ))?;
+    let room = load::LoadRequest::get(ROOM_PATH, &[]);
+    runtime.block_on(load::run(&address, &room, 32, Duration::from_secs(1), 200))?;
     let report = runtime.block_on(load::generate(
         &address,
-        ROOM_PATH,
-        &[],
+        &room,
         connections,
         Duration::from_secs(seconds),
     ))?;
