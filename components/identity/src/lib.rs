@@ -1,6 +1,6 @@
 //! The identity component: frontend configuration, OIDC login and users.
 //! It also owns every `/api/v1.0/` path no other component claims, so that
-//! unknown API paths get a JSON 404.
+//! unknown API paths get a JSON 404, and the API root `/api/v1.0/`.
 
 use meet_core::identity::config::frontend_config;
 use meet_core::identity::{api as users_api, login};
@@ -12,6 +12,7 @@ use spin_sdk::http_component;
 
 #[derive(Debug, Clone, Copy)]
 enum Route {
+    Root,
     Config,
     Authenticate,
     Callback,
@@ -32,6 +33,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
 
 fn router() -> Router<Route> {
     Router::new()
+        .route("/api/v1.0/", Route::Root)
         .route("/api/v1.0/config/", Route::Config)
         .route("/api/v1.0/authenticate/", Route::Authenticate)
         .route("/api/v1.0/callback/", Route::Callback)
@@ -54,6 +56,7 @@ fn route(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiEr
             _ => Err(method_not_allowed(request)),
         };
     match route {
+        Route::Root => users_api::api_root(request, services),
         Route::Config => safe_only(config),
         Route::Authenticate => safe_only(login::authenticate),
         Route::Callback => safe_only(login::callback),

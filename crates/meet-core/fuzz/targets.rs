@@ -33,8 +33,9 @@ fn split(bytes: &[u8]) -> (&[u8], &[u8]) {
 pub fn body_json(bytes: &[u8]) {
     for content_type in [
         "application/json",
+        "multipart/form-data; boundary=x",
+        "multipart/form-data",
         "application/x-www-form-urlencoded",
-        "text/plain",
     ] {
         let request = ApiRequest::new(Method::POST, "/api/v1.0/rooms/")
             .with_header("content-type", content_type)

@@ -2,6 +2,7 @@
 //! ends with `/`, a GET/HEAD without it is redirected (`APPEND_SLASH`), and
 //! a detail segment never contains `/` or `.`.
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse, Method};
 
@@ -110,8 +111,53 @@ fn match_segments(segments: &[Segment], parts: &[&str]) -> Option<PathParams> {
 }
 
 /// The 405 of a route that exists but does not take the request's method.
+/// Routes with user permissions go through [`method_not_allowed_for`];
+/// this one is for routes anyone may call or that check a machine token first.
 pub fn method_not_allowed(request: &ApiRequest) -> ApiError {
     ApiError::MethodNotAllowed(request.method.as_str().to_string())
+}
+
+/// The view-level permission of a route, which DRF checks after
+/// authentication and before it looks for the method's handler (api.md §1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewPermission {
+    /// No permission class: `config/`, `request-entry/`, `creation-callback/`.
+    AllowAny,
+    /// `IsAuthenticated` and its subclasses (`IsSelf`, `HasPrivilegesOnRoom`,
+    /// `ResourceAccessPermission`, `HasAbilityPermission`).
+    Authenticated,
+    /// `RoomPermissions`: safe methods for anyone, the others for users.
+    AuthenticatedUnlessSafe,
+}
+
+impl ViewPermission {
+    /// The 401 an anonymous caller gets when the permission needs a user.
+    pub fn check(self, request: &ApiRequest, caller: &Caller) -> Result<(), ApiError> {
+        let safe = matches!(request.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let needs_user = match self {
+            ViewPermission::AllowAny => false,
+            ViewPermission::Authenticated => true,
+            ViewPermission::AuthenticatedUnlessSafe => !safe,
+        };
+        if needs_user {
+            caller.require_user()?;
+        }
+        Ok(())
+    }
+}
+
+/// The answer to a method the route does not take, once the caller is
+/// known: the permission's 401 first, else the 405. So an anonymous
+/// `PUT rooms/` is a 401 and an authenticated one a 405.
+pub fn method_not_allowed_for(
+    request: &ApiRequest,
+    caller: &Caller,
+    permission: ViewPermission,
+) -> ApiError {
+    match permission.check(request, caller) {
+        Err(refusal) => refusal,
+        Ok(()) => method_not_allowed(request),
+    }
 }
 
 /// Django redirects safe requests permanently and keeps the query; other
@@ -183,6 +229,56 @@ mod tests {
             Resolution::Matched("detail", vec!["Réunion".to_string()])
         );
         assert!(resolve(Method::GET, "/api/v1.0/rooms/a%2Eb/").is_err());
+    }
+
+    #[test]
+    fn the_view_permission_comes_before_the_405() {
+        let signed_in = Caller::Bearer(crate::identity::users::User {
+            id: "u1".into(),
+            sub: Some("sub-u1".into()),
+            email: Some("u@example.org".into()),
+            admin_email: None,
+            full_name: None,
+            short_name: None,
+            language: "en-us".into(),
+            timezone: "UTC".into(),
+            is_active: true,
+        });
+        let anonymous = Caller::Anonymous;
+        let put = ApiRequest::new(Method::PUT, "/api/v1.0/rooms/");
+        let options = ApiRequest::new(Method::OPTIONS, "/api/v1.0/rooms/");
+        let status = |request: &ApiRequest, caller: &Caller, permission| {
+            method_not_allowed_for(request, caller, permission).status()
+        };
+        assert_eq!(
+            status(&put, &anonymous, ViewPermission::AuthenticatedUnlessSafe),
+            401
+        );
+        assert_eq!(
+            status(&put, &signed_in, ViewPermission::AuthenticatedUnlessSafe),
+            405
+        );
+        assert_eq!(
+            status(
+                &options,
+                &anonymous,
+                ViewPermission::AuthenticatedUnlessSafe
+            ),
+            405
+        );
+        assert_eq!(
+            status(&options, &anonymous, ViewPermission::Authenticated),
+            401
+        );
+        assert_eq!(status(&put, &anonymous, ViewPermission::AllowAny), 405);
+        assert_eq!(
+            method_not_allowed_for(&put, &anonymous, ViewPermission::Authenticated).body(),
+            serde_json::json!({"detail": "Authentication credentials were not provided."})
+        );
+        assert_eq!(
+            method_not_allowed_for(&put, &signed_in, ViewPermission::Authenticated).body(),
+            serde_json::json!({"detail": "Method \"PUT\" not allowed."})
+        );
     }
 
     #[test]

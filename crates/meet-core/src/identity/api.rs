@@ -1,5 +1,9 @@
-//! The users endpoints (api.md §3): `users/`, `users/me/`, `users/{id}/`.
+//! The users endpoints (api.md §3): `users/`, `users/me/`, `users/{id}/`,
+//! and the API root that lists the routers' list routes (api.md §7).
 
+use serde_json::json;
+
+use crate::auth::session::request_origin;
 use crate::auth::{authenticate, Caller};
 use crate::body::parse_object;
 use crate::error::ApiError;
@@ -13,6 +17,27 @@ use crate::routing::method_not_allowed;
 /// Whether `zone` is an IANA time zone name.
 pub fn is_valid_timezone(zone: &str) -> bool {
     zone.parse::<chrono_tz::Tz>().is_ok()
+}
+
+/// `GET /api/v1.0/`: DRF's API root (anyone), each registered list route as
+/// an absolute URL built like the pagination links, in registration order.
+pub fn api_root(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
+    // DRF authenticates first: a bad bearer token is still its 401.
+    authenticate(request, services)?;
+    if !matches!(request.method, Method::GET | Method::HEAD) {
+        return Err(method_not_allowed(request));
+    }
+    let origin = request_origin(request).unwrap_or_default();
+    let url = |name: &str| format!("{origin}/api/v1.0/{name}/");
+    Ok(ApiResponse::json(
+        200,
+        &json!({
+            "users": url("users"),
+            "rooms": url("rooms"),
+            "recordings": url("recordings"),
+            "resource-accesses": url("resource-accesses"),
+        }),
+    ))
 }
 
 /// `/users/`: the list (empty unless unsecure listing is allowed).
@@ -74,6 +99,45 @@ fn deny(caller: &Caller) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn anonymous(run: impl FnOnce(&Services)) {
+        use crate::native::{migrated_database, FixedClock, OsRandom, ScriptedHttp};
+        use crate::settings::StaticVariables;
+        let db = migrated_database().unwrap();
+        let clock = FixedClock::new(time::macros::datetime!(2025-06-30 12:00 UTC));
+        let variables = StaticVariables::new(&[]);
+        let http = ScriptedHttp::default();
+        run(&Services {
+            db: &db,
+            http: &http,
+            clock: &clock,
+            random: &OsRandom,
+            variables: &variables,
+        });
+    }
+
+    #[test]
+    fn the_api_root_lists_absolute_list_urls_in_router_order() {
+        anonymous(|services| {
+            let request = ApiRequest::new(Method::GET, "/api/v1.0/")
+                .with_header("host", "meet.example:8443")
+                .with_header("x-forwarded-proto", "https");
+            let response = api_root(&request, services).unwrap();
+            assert_eq!(response.status, 200);
+            let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+            let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["users", "rooms", "recordings", "resource-accesses"]);
+            assert_eq!(body["users"], "https://meet.example:8443/api/v1.0/users/");
+            assert_eq!(body["rooms"], "https://meet.example:8443/api/v1.0/rooms/");
+            assert_eq!(
+                body["resource-accesses"],
+                "https://meet.example:8443/api/v1.0/resource-accesses/"
+            );
+
+            let post = ApiRequest::new(Method::POST, "/api/v1.0/").with_header("host", "h");
+            assert_eq!(api_root(&post, services).unwrap_err().status(), 405);
+        });
+    }
 
     #[test]
     fn time_zones_are_checked_against_the_iana_database() {

@@ -18,7 +18,7 @@ use crate::rooms::slug::slugify;
 use crate::rooms::store::{
     self as room_store, NewRoom, Room, RoomChanges, RoomKey, RoomView, RoomWriteError,
 };
-use crate::routing::method_not_allowed;
+use crate::routing::{method_not_allowed_for, ViewPermission};
 use crate::settings::SettingError;
 use crate::telephony::pins::PinSettings;
 
@@ -92,7 +92,11 @@ pub fn rooms(request: &ApiRequest, services: &Services) -> Result<ApiResponse, A
     match request.method {
         Method::GET | Method::HEAD => list(request, services, &caller),
         Method::POST => create(request, services, &caller),
-        _ => Err(method_not_allowed(request)),
+        _ => Err(method_not_allowed_for(
+            request,
+            &caller,
+            ViewPermission::AuthenticatedUnlessSafe,
+        )),
     }
 }
 
@@ -421,7 +425,11 @@ pub fn room(
         }
         Method::PUT | Method::PATCH => update(request, services, &caller, path_value),
         Method::DELETE => destroy(services, &caller, path_value),
-        _ => Err(method_not_allowed(request)),
+        _ => Err(method_not_allowed_for(
+            request,
+            &caller,
+            ViewPermission::AuthenticatedUnlessSafe,
+        )),
     }
 }
 
@@ -639,7 +647,11 @@ pub fn creation_callback(
 ) -> Result<ApiResponse, ApiError> {
     let caller = authenticate(request, services)?;
     if request.method != Method::POST {
-        return Err(method_not_allowed(request));
+        return Err(method_not_allowed_for(
+            request,
+            &caller,
+            ViewPermission::AllowAny,
+        ));
     }
     if caller.user().is_none() {
         crate::throttle::check(

@@ -174,10 +174,11 @@ fn accepted(
 
 /// `/telephony/lookup/`.
 pub fn lookup(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
+    // The token is the route's permission: checked before the method (api.md §1.4).
+    check_token(request, services)?;
     if request.method != Method::POST {
         return Err(method_not_allowed(request));
     }
-    check_token(request, services)?;
     let settings = services.settings();
     let Some(pins) = PinSettings::load(&settings)? else {
         return Err(ApiError::NotFoundDetail("Telephony is disabled.".into()));
