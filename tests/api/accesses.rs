@@ -433,13 +433,14 @@ fn creating_needs_administrator_and_owner_to_grant_owner() {
         assert_eq!(world.stored_role(id).as_deref(), Some(role));
     }
 
-    // The role defaults to member; form bodies work as JSON ones do.
+    // The role defaults to member; multipart bodies work as JSON ones do.
     let newcomer = world.stored_user();
-    let response = world
-        .as_(&admin, Method::POST, LIST)
-        .form(&[("user", newcomer.as_str()), ("resource", room.as_str())])
-        .send()
-        .unwrap();
+    let response = crate::conformance::with_fields(
+        world.as_(&admin, Method::POST, LIST),
+        &[("user", newcomer.as_str()), ("resource", room.as_str())],
+    )
+    .send()
+    .unwrap();
     let (status, created) = read(response);
     assert_eq!((status, created["role"].clone()), (201, json!("member")));
 }

@@ -3,6 +3,7 @@
 mod accesses;
 mod budgets;
 mod config;
+mod conformance;
 mod conventions;
 mod egress;
 mod hardening;
