@@ -88,7 +88,7 @@ pub fn on_room_finished(services: &Services, room_name: &str) -> Result<(), ApiE
                 match api.delete_sip_dispatch_rule(&rule.sip_dispatch_rule_id) {
                     Ok(_) => {}
                     // Deleted meanwhile (a retried delivery): fine.
-                    Err(error) if error.twirp().is_some_and(|e| e.code == "not_found") => {}
+                    Err(error) if is_not_found(&error) => {}
                     Err(error) => return Err(error),
                 }
             }
@@ -157,9 +157,16 @@ pub fn on_participant_joined(
     phone_lobby::hold_sip_participant(services, &room, &participant.identity, &name)
 }
 
+/// Whether LiveKit answered that the room or participant does not exist.
+fn is_not_found(error: &meet_livekit::ApiError) -> bool {
+    error.twirp().is_some_and(|e| e.code == "not_found")
+}
+
 /// The lobby's `enter/` decision for one participant: when it is a SIP
 /// participant held by [`on_participant_joined`], admitted gets its
 /// permissions back and refused is removed from the room. Others: nothing.
+/// A caller who hung up meanwhile (`not_found`) needs nothing more: the
+/// decision is recorded and `enter/` succeeds.
 pub fn on_entry_decision(
     services: &Services,
     room_id: &str,
@@ -181,7 +188,12 @@ pub fn on_entry_decision(
             api.remove_participant(room_id, &identity)
         }
     })?
-    .map_err(|error| livekit_failed(&error))
+    .or_else(|error| {
+        if is_not_found(&error) {
+            return Ok(());
+        }
+        Err(livekit_failed(&error))
+    })
 }
 
 /// The webhooks dispatch table's handlers (`crate::webhooks::dispatch`).
