@@ -13,5 +13,6 @@ mod lobby;
 mod login;
 mod recordings;
 mod rooms;
+mod sip;
 mod telephony;
 mod webhooks;

@@ -13,7 +13,7 @@ const PATH: &str = "/api/v1.0/rooms/webhooks-livekit/";
 
 /// `Authorization` for `body`, made by LiveKit's SDK the way the LiveKit
 /// server signs webhooks (`sha256` = base64 of the body's SHA-256).
-fn sign(body: &str, secret: &str) -> String {
+pub fn sign(body: &str, secret: &str) -> String {
     let python = meet_e2e::repo_root().join(".venv/bin/python");
     let script = r#"
 import base64, hashlib, sys
@@ -33,7 +33,7 @@ print(api.AccessToken(sys.argv[1], sys.argv[2]).with_sha256(digest).to_jwt())
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
-fn deliver(app: &TestApp, body: &str, authorization: Option<&str>) -> Response {
+pub fn deliver(app: &TestApp, body: &str, authorization: Option<&str>) -> Response {
     let mut request = Client::new()
         .post(app.url(PATH))
         .header("content-type", "application/webhook+json")
