@@ -50,15 +50,18 @@ fn hot_paths_run_within_their_statement_budgets() {
         "/api/v1.0/users/me/",
     );
     assert_eq!((status, sql), (200, 1), "users/me/ by session");
-    let created: Value = app
-        .client
-        .post(app.url("/api/v1.0/rooms/"))
-        .header("X-CSRFToken", &csrf)
-        .json(&json!({"name": "Budget Room", "access_level": "restricted"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let (status, created, sql) = measured(
+        &app,
+        app.client
+            .post(app.url("/api/v1.0/rooms/"))
+            .header("X-CSRFToken", &csrf)
+            .json(&json!({"name": "Budget Room", "access_level": "restricted"})),
+        "POST",
+        "/api/v1.0/rooms/",
+    );
+    assert_eq!((status, sql), (201, 1), "POST rooms/ by session: {created}");
+    assert_eq!(created["accesses"][0]["user"]["id"], me["id"]);
+    assert!(created["livekit"]["token"].is_string());
     let id = created["id"].as_str().unwrap().to_string();
     let by_slug = "/api/v1.0/rooms/budget-room/";
     let (status, body, sql) = measured(&app, app.client.get(app.url(by_slug)), "GET", by_slug);

@@ -32,9 +32,17 @@ pub enum LoadBody {
     Empty,
     /// The same bytes each time.
     Fixed(Bytes),
-    /// Made from the request's number in the load (0, 1, 2, … over every
-    /// connection), e.g. to hit a different row each time.
-    PerRequest(Arc<dyn Fn(u64) -> Bytes + Send + Sync>),
+    /// Made from the request's number (0, 1, 2, … over every connection and
+    /// every load of this body, warm-up included), e.g. to hit a different
+    /// row each time.
+    PerRequest(Arc<dyn Fn(u64) -> Bytes + Send + Sync>, Arc<AtomicU64>),
+}
+
+impl LoadBody {
+    /// A body made by `make` from each request's number.
+    pub fn per_request(make: impl Fn(u64) -> Bytes + Send + Sync + 'static) -> LoadBody {
+        LoadBody::PerRequest(Arc::new(make), Arc::new(AtomicU64::new(0)))
+    }
 }
 
 /// What a load sends, over and over.
@@ -69,11 +77,11 @@ impl LoadRequest {
         }
     }
 
-    fn body(&self, number: u64) -> Bytes {
+    fn body(&self) -> Bytes {
         match &self.body {
             LoadBody::Empty => Bytes::new(),
             LoadBody::Fixed(bytes) => bytes.clone(),
-            LoadBody::PerRequest(make) => make(number),
+            LoadBody::PerRequest(make, numbers) => make(numbers.fetch_add(1, Ordering::Relaxed)),
         }
     }
 }
@@ -166,14 +174,12 @@ pub async fn generate(
     }
     let started = Instant::now();
     let deadline = started + duration;
-    let numbers = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let address = address.to_string();
         let request = request.clone();
-        let numbers = numbers.clone();
         tasks.push(tokio::spawn(async move {
-            one_connection(&address, &request, &numbers, deadline).await
+            one_connection(&address, &request, deadline).await
         }));
     }
     let mut report = LoadReport {
@@ -211,13 +217,12 @@ struct ConnectionOutcome {
 async fn one_connection(
     address: &str,
     request: &LoadRequest,
-    numbers: &AtomicU64,
     deadline: Instant,
 ) -> ConnectionOutcome {
     let mut outcome = ConnectionOutcome::default();
     while Instant::now() < deadline {
         if let Err(error) =
-            requests_on_one_connection(address, request, numbers, deadline, &mut outcome).await
+            requests_on_one_connection(address, request, deadline, &mut outcome).await
         {
             outcome.errors.push(format!("{error:#}"));
             // Do not spin on a refusing server.
@@ -231,7 +236,6 @@ async fn one_connection(
 async fn requests_on_one_connection(
     address: &str,
     load: &LoadRequest,
-    numbers: &AtomicU64,
     deadline: Instant,
     outcome: &mut ConnectionOutcome,
 ) -> anyhow::Result<()> {
@@ -250,9 +254,7 @@ async fn requests_on_one_connection(
         for (name, value) in &load.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        let request = request.body(Full::new(
-            load.body(numbers.fetch_add(1, Ordering::Relaxed)),
-        ))?;
+        let request = request.body(Full::new(load.body()))?;
         let started = Instant::now();
         let exchange = async {
             let response = sender.send_request(request).await?;

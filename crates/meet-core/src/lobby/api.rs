@@ -5,14 +5,15 @@ use serde_json::{json, Map, Value};
 
 use meet_livekit::color_for_identity;
 
-use crate::auth::{authenticate, Caller};
+use crate::auth::store::CallerQuery;
+use crate::auth::{authenticate, csrf_token_to_match, Caller, Credential};
 use crate::body::parse_object;
 use crate::cache::count_request;
 use crate::error::{ApiError, FieldErrors};
 use crate::http::{ApiRequest, ApiResponse, Method};
 use crate::ids::parse_uuid_like;
 use crate::livekit::{describe, with_server_api, LiveKit};
-use crate::lobby::store::{self, Entry, Poll, Waiting};
+use crate::lobby::store::{self, Entry, Poll, PollRate, Waiting};
 use crate::ports::Services;
 use crate::roles::AccessLevel;
 use crate::rooms::store::{self as room_store, RoomKey, RoomView};
@@ -77,41 +78,89 @@ fn entry_json(entry: &Entry, status: &str, livekit: Value) -> Value {
     })
 }
 
-/// `POST rooms/{id}/request-entry/` (lobby.md §4).
+/// `POST rooms/{id}/request-entry/` (lobby.md §4). A logged-in caller's
+/// poll resolves the caller in the lobby statement itself (one statement
+/// while waiting); an anonymous one counts its throttle first (two).
 pub fn request_entry(
     request: &ApiRequest,
     services: &Services,
     path_value: &str,
 ) -> Result<ApiResponse, ApiError> {
-    let caller = authenticate(request, services)?;
-    if request.method != Method::POST {
-        return Err(method_not_allowed(request));
-    }
+    let credential = Credential::of(request)?;
     let settings = services.settings();
     let cookie_name = settings.string("lobby_cookie_name")?;
-    let authenticated = caller.user().is_some();
-    if !authenticated {
-        throttle(request, services, &cookie_name)?;
+    let now = services.clock.now();
+    let folded_caller = match &credential {
+        Credential::Anonymous => None,
+        Credential::Bearer { .. } => Some(CallerQuery::of(&credential, None, now)),
+        // The CSRF header must match the session's token; if a check that
+        // needs no database fails, the full path gives the exact error.
+        Credential::Session { .. } => csrf_token_to_match(request, services)?
+            .map(|csrf| CallerQuery::of(&credential, Some(&csrf), now)),
+    };
+    // The full path, in DRF's order: authentication, throttle, method.
+    let mut known_caller = None;
+    if folded_caller.is_none() || request.method != Method::POST {
+        known_caller = Some(authenticate_and_throttle(request, services, &cookie_name)?);
+        if request.method != Method::POST {
+            return Err(method_not_allowed(request));
+        }
     }
     let username = required_text(&parse_object(request)?, "username")?;
     let participant_id = participant_id(request, services, &cookie_name);
     let color = color_for_identity(&participant_id);
     let request_token = services.new_uuid();
-    let (column, value) = match RoomKey::from_path(path_value) {
-        RoomKey::Id(id) => ("id", id),
-        RoomKey::Slug(slug) => ("slug", slug),
-    };
     let waiting = Waiting {
         participant_id: &participant_id,
         username: &username,
         color: &color,
         ttl_seconds: settings.u64("lobby_waiting_timeout")?,
         request_token: &request_token,
+        rate: None,
     };
-    let now = services.clock.now();
-    let body = match store::poll(services.db, column, &value, authenticated, &waiting, now)? {
+    let key = RoomKey::from_path(path_value);
+    let mut counted_by_entry = false;
+    let folded = match &folded_caller {
+        Some(query) => store::poll(services.db, query, true, &key, &waiting, now)?
+            .and_then(|(record, poll)| Some((credential.resolved(record)?, poll))),
+        None => None,
+    };
+    let (caller, poll) = match folded {
+        Some(folded) => folded,
+        // An expired session or a bearer token the provider must check:
+        // the caller is resolved on its own, then the poll runs for them.
+        None => {
+            let caller = match known_caller {
+                Some(caller) => caller,
+                None => authenticate_and_throttle(request, services, &cookie_name)?,
+            };
+            let query = match caller.user() {
+                Some(user) => CallerQuery::user(&user.id),
+                None => CallerQuery::of(&Credential::Anonymous, None, now),
+            };
+            let waiting = Waiting {
+                rate: entry_rate(request, services, &caller, &cookie_name)?,
+                ..waiting
+            };
+            counted_by_entry = waiting.rate.is_some();
+            let Some((_, poll)) = store::poll(services.db, &query, false, &key, &waiting, now)?
+            else {
+                return Err(ApiError::internal("a lobby poll without required caller"));
+            };
+            (caller, poll)
+        }
+    };
+    let body = match poll {
         Poll::NoRoom => return Err(ApiError::NotFound("Room")),
+        Poll::Throttled { retry_after_ms } => {
+            let seconds = u64::try_from((retry_after_ms + 999) / 1000).unwrap_or(1);
+            return Err(ApiError::Throttled(seconds.max(1)));
+        }
         Poll::Bypass { room_id, entry } => {
+            // No entry counted this anonymous poll: the cookie's counter does.
+            if counted_by_entry {
+                throttle(request, services, &cookie_name)?;
+            }
             let entry = entry.unwrap_or_else(|| Entry {
                 room_id: room_id.clone(),
                 participant_id: participant_id.clone(),
@@ -124,15 +173,7 @@ pub fn request_entry(
         }
         Poll::Lobby { entry, created } => {
             if created {
-                if let Err(error) = notify_waiting(services, &entry.room_id) {
-                    store::forget_created(
-                        services.db,
-                        &entry.room_id,
-                        &participant_id,
-                        &request_token,
-                    )?;
-                    return Err(error);
-                }
+                announce_new_entry(services, &entry, &request_token)?;
             }
             let livekit = if entry.status == "accepted" {
                 token(services, &caller, &entry.room_id, &username, &entry.color)?
@@ -144,6 +185,42 @@ pub fn request_entry(
     };
     let cookie = crate::auth::session::set_cookie(&cookie_name, &participant_id, None, true, true);
     Ok(ApiResponse::json(200, &body).with_header("set-cookie", &cookie))
+}
+
+/// The caller by the full path. An anonymous caller without a lobby
+/// cookie is throttled here, on its address; one with a cookie is counted
+/// by its lobby entry in the poll's own statement ([`entry_rate`]).
+fn authenticate_and_throttle(
+    request: &ApiRequest,
+    services: &Services,
+    cookie_name: &str,
+) -> Result<Caller, ApiError> {
+    let caller = authenticate(request, services)?;
+    let has_cookie = crate::auth::session::request_cookie(request, cookie_name).is_some();
+    if caller.user().is_none() && !has_cookie {
+        throttle(request, services, cookie_name)?;
+    }
+    Ok(caller)
+}
+
+/// `request_entry_throttle_rates` as the poll statement enforces it on the
+/// entry of an anonymous caller with a lobby cookie; `None` otherwise.
+fn entry_rate(
+    request: &ApiRequest,
+    services: &Services,
+    caller: &Caller,
+    cookie_name: &str,
+) -> Result<Option<PollRate>, ApiError> {
+    let has_cookie = crate::auth::session::request_cookie(request, cookie_name).is_some();
+    if caller.user().is_some() || !has_cookie {
+        return Ok(None);
+    }
+    let variable = "request_entry_throttle_rates";
+    let rate = Rate::parse(variable, &services.settings().string(variable)?)?;
+    Ok(Some(PollRate {
+        requests: rate.requests,
+        period_ms: i64::try_from(rate.period_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+    }))
 }
 
 fn token(
@@ -162,10 +239,30 @@ fn token(
     )
 }
 
+/// Tells the room's admins about an entry this request created; if that
+/// fails, the entry is taken back so that the next poll creates it (and
+/// notifies) again.
+fn announce_new_entry(
+    services: &Services,
+    entry: &Entry,
+    request_token: &str,
+) -> Result<(), ApiError> {
+    if let Err(error) = notify_waiting(services, &entry.room_id) {
+        store::forget_created(
+            services.db,
+            &entry.room_id,
+            &entry.participant_id,
+            request_token,
+        )?;
+        return Err(error);
+    }
+    Ok(())
+}
+
 /// Tells the room's participants someone waits (lobby.md §5): only when
 /// LiveKit has the room running; a Twirp error is ignored, a transport
 /// error is the request's 500.
-fn notify_waiting(services: &Services, room_id: &str) -> Result<(), ApiError> {
+pub(crate) fn notify_waiting(services: &Services, room_id: &str) -> Result<(), ApiError> {
     let notification_type = services.settings().string("lobby_notification_type")?;
     let payload = json!({"type": notification_type}).to_string();
     let outcome = with_server_api(services, |api| {
@@ -200,33 +297,49 @@ fn privileged_room(
     Ok(view)
 }
 
-/// `GET rooms/{id}/waiting-participants/` (lobby.md §6).
+/// `GET rooms/{id}/waiting-participants/` (lobby.md §6): the caller, the
+/// room and its waiting participants in one statement.
 pub fn waiting_participants(
     request: &ApiRequest,
     services: &Services,
     path_value: &str,
 ) -> Result<ApiResponse, ApiError> {
-    let caller = authenticate(request, services)?;
+    let credential = Credential::of(request)?;
+    let key = RoomKey::from_path(path_value);
+    let now = services.clock.now();
+    let read = |caller: &CallerQuery| store::waiting_with_caller(services.db, caller, &key, now);
+    let (record, mut view) = read(&CallerQuery::of(&credential, None, now))?;
+    let caller = match credential.resolved(record) {
+        Some(caller) => caller,
+        // A bearer token not in the cache: the provider checks it, then the
+        // room is read for the user it names.
+        None => {
+            let caller = authenticate(request, services)?;
+            let user = caller.require_user()?;
+            view = read(&CallerQuery::user(&user.id))?.1;
+            caller
+        }
+    };
     caller.require_user()?;
     if !matches!(request.method, Method::GET | Method::HEAD) {
         return Err(method_not_allowed(request));
     }
-    let view = privileged_room(services, &caller, path_value)?;
-    let participants: Vec<Value> = if view.room.access_level == AccessLevel::Public {
-        Vec::new()
-    } else {
-        store::waiting(services.db, &view.room.id, services.clock.now())?
-            .iter()
-            .map(|entry| {
-                json!({
-                    "id": entry.participant_id,
-                    "username": entry.username,
-                    "status": "waiting",
-                    "color": entry.color,
-                })
+    let view = view.ok_or(ApiError::NotFound("Room"))?;
+    if !view.role.is_some_and(crate::roles::Role::is_privileged) {
+        return Err(ApiError::PermissionDenied(PRIVILEGES_MESSAGE.into()));
+    }
+    let participants: Vec<Value> = view
+        .waiting
+        .iter()
+        .map(|entry| {
+            json!({
+                "id": entry.participant_id,
+                "username": entry.username,
+                "status": "waiting",
+                "color": entry.color,
             })
-            .collect()
-    };
+        })
+        .collect();
     Ok(ApiResponse::json(
         200,
         &json!({ "participants": participants }),

@@ -3,7 +3,10 @@
 
 use time::OffsetDateTime;
 
+use crate::auth::store::{CallerQuery, CallerRecord};
 use crate::ports::{Database, DbError, SqlValue};
+use crate::roles::{role_of_rank, sql_rank_of_user, Role};
+use crate::rooms::store::RoomKey;
 use crate::sql::rows;
 
 /// A participant's entry in a room's lobby.
@@ -49,6 +52,17 @@ pub enum Poll {
     /// The caller is in the lobby: the entry after this poll, and whether
     /// this poll created it (then the admins are to be notified).
     Lobby { entry: Entry, created: bool },
+    /// The entry's poll throttle refused this poll (nothing was written):
+    /// the window ends in `retry_after_ms`.
+    Throttled { retry_after_ms: i64 },
+}
+
+/// The throttle counted in the entry: at most `requests` polls per window of
+/// `period_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollRate {
+    pub requests: i64,
+    pub period_ms: i64,
 }
 
 /// A new waiting entry, as the poll would create it.
@@ -59,6 +73,9 @@ pub struct Waiting<'a> {
     pub ttl_seconds: u64,
     /// A random token of this request (see `created_by`).
     pub request_token: &'a str,
+    /// The throttle to enforce on an existing entry (anonymous polls with
+    /// a lobby cookie), `None` for callers who are not throttled.
+    pub rate: Option<PollRate>,
 }
 
 /// One poll, in one statement when the caller waits in the lobby: creates
@@ -66,79 +83,113 @@ pub struct Waiting<'a> {
 /// to live, leaves an accepted or denied one as it is. The lobby applies
 /// to `restricted` rooms and, for anonymous callers, to `trusted` ones.
 /// Otherwise (bypass, or no room) a second statement reads the room and
-/// the entry. `room_column` is `id` or `slug`, `room_value` its value.
+/// the entry. The caller is resolved by the same statements (`caller`);
+/// with `require_caller` nothing is written unless the caller row exists,
+/// and `None` means it did not (the full path must tell why).
 pub fn poll(
     db: &dyn Database,
-    room_column: &str,
-    room_value: &str,
-    authenticated: bool,
+    caller: &CallerQuery,
+    require_caller: bool,
+    key: &RoomKey,
     waiting: &Waiting,
     now: OffsetDateTime,
-) -> Result<Poll, DbError> {
-    let column = if room_column == "id" { "id" } else { "slug" };
+) -> Result<Option<(Option<CallerRecord>, Poll)>, DbError> {
+    let (column, value) = match key {
+        RoomKey::Id(id) => ("id", id),
+        RoomKey::Slug(slug) => ("slug", slug),
+    };
     let now_ms = millis(now);
     let result = db.execute(
         &format!(
-            "INSERT INTO meet_lobby_entry \
-               (room_id, participant_id, status, username, color, expires_at, created_by) \
-             SELECT r.id, ?2, 'waiting', ?3, ?4, ?5, ?6 FROM meet_room r \
-             WHERE r.{column} = ?1 \
-               AND (r.access_level = 'restricted' OR (r.access_level = 'trusted' AND NOT ?7)) \
+            "WITH {} INSERT INTO meet_lobby_entry \
+               (room_id, participant_id, status, username, color, expires_at, created_by, \
+                polls, polls_window_ends) \
+             SELECT r.id, ?5, 'waiting', ?6, ?7, ?8, ?9, 1, ?10 + ?13 FROM meet_room r \
+             WHERE r.{column} = ?4 AND (NOT ?11 OR EXISTS (SELECT 1 FROM caller)) \
+               AND (r.access_level = 'restricted' \
+                    OR (r.access_level = 'trusted' AND NOT EXISTS (SELECT 1 FROM caller))) \
              ON CONFLICT (room_id, participant_id) DO UPDATE SET \
-               status = CASE WHEN meet_lobby_entry.expires_at <= ?8 THEN 'waiting' \
+               status = CASE WHEN meet_lobby_entry.expires_at <= ?10 THEN 'waiting' \
                         ELSE meet_lobby_entry.status END, \
-               username = CASE WHEN meet_lobby_entry.expires_at <= ?8 THEN excluded.username \
+               username = CASE WHEN meet_lobby_entry.expires_at <= ?10 THEN excluded.username \
                           ELSE meet_lobby_entry.username END, \
-               color = CASE WHEN meet_lobby_entry.expires_at <= ?8 THEN excluded.color \
+               color = CASE WHEN meet_lobby_entry.expires_at <= ?10 THEN excluded.color \
                        ELSE meet_lobby_entry.color END, \
-               created_by = CASE WHEN meet_lobby_entry.expires_at <= ?8 THEN excluded.created_by \
+               created_by = CASE WHEN meet_lobby_entry.expires_at <= ?10 THEN excluded.created_by \
                             ELSE meet_lobby_entry.created_by END, \
-               expires_at = CASE WHEN meet_lobby_entry.expires_at <= ?8 \
+               expires_at = CASE WHEN meet_lobby_entry.expires_at <= ?10 \
                               OR meet_lobby_entry.status = 'waiting' THEN excluded.expires_at \
-                            ELSE meet_lobby_entry.expires_at END \
-             RETURNING room_id, participant_id, status, username, color, created_by = ?6 AS created"
+                            ELSE meet_lobby_entry.expires_at END, \
+               polls = CASE WHEN meet_lobby_entry.polls_window_ends <= ?10 THEN 1 \
+                       ELSE meet_lobby_entry.polls + 1 END, \
+               polls_window_ends = CASE WHEN meet_lobby_entry.polls_window_ends <= ?10 \
+                                   THEN excluded.polls_window_ends \
+                                   ELSE meet_lobby_entry.polls_window_ends END \
+             WHERE ?12 IS NULL OR meet_lobby_entry.polls_window_ends <= ?10 \
+               OR meet_lobby_entry.polls < ?12 \
+             RETURNING room_id, participant_id, status, username, color, \
+               created_by = ?9 AS created, {}",
+            caller.cte,
+            CallerQuery::returning_columns(),
         ),
-        &[
-            room_value.into(),
+        &caller.with_params(vec![
+            value.as_str().into(),
             waiting.participant_id.into(),
             waiting.username.into(),
             waiting.color.into(),
             expiry(now, waiting.ttl_seconds).into(),
             waiting.request_token.into(),
-            authenticated.into(),
             now_ms.into(),
-        ],
+            require_caller.into(),
+            waiting.rate.map(|rate| rate.requests).into(),
+            waiting.rate.map_or(0, |rate| rate.period_ms).into(),
+        ]),
     )?;
     if let Some(row) = rows(&result).next() {
-        return Ok(Poll::Lobby {
+        let poll = Poll::Lobby {
             entry: entry_of(&row)?,
             created: row.boolean("created")?,
-        });
+        };
+        return Ok(Some((CallerRecord::from_row(&row)?, poll)));
     }
     let result = db.execute(
         &format!(
-            "SELECT r.id AS room_id, e.participant_id, e.status, e.username, e.color \
-             FROM meet_room r LEFT JOIN meet_lobby_entry e \
-               ON e.room_id = r.id AND e.participant_id = ?2 AND e.expires_at > ?3 \
-             WHERE r.{column} = ?1"
+            "WITH {} SELECT caller.*, r.id AS found_room_id, e.room_id, e.participant_id, \
+               e.status, e.username, e.color, e.polls_window_ends, \
+               (r.access_level = 'restricted' OR (r.access_level = 'trusted' \
+                 AND NOT EXISTS (SELECT 1 FROM caller))) AS lobby_applies \
+             FROM (SELECT 1) LEFT JOIN caller ON 1 LEFT JOIN meet_room r ON r.{column} = ?4 \
+             LEFT JOIN meet_lobby_entry e \
+               ON e.room_id = r.id AND e.participant_id = ?5 AND e.expires_at > ?6",
+            caller.cte,
         ),
-        &[
-            room_value.into(),
+        &caller.with_params(vec![
+            value.as_str().into(),
             waiting.participant_id.into(),
             now_ms.into(),
-        ],
+        ]),
     )?;
     let Some(row) = rows(&result).next() else {
-        return Ok(Poll::NoRoom);
+        return Err(DbError::Other("the lobby poll read returned no row".into()));
+    };
+    let record = CallerRecord::from_row(&row)?;
+    if require_caller && record.is_none() {
+        return Ok(None);
+    }
+    let Some(room_id) = row.optional_text("found_room_id")? else {
+        return Ok(Some((record, Poll::NoRoom)));
     };
     let entry = match row.optional_text("status")? {
         Some(_) => Some(entry_of(&row)?),
         None => None,
     };
-    Ok(Poll::Bypass {
-        room_id: row.text("room_id")?,
-        entry,
-    })
+    // The lobby applies yet the upsert wrote nothing: its throttle refused.
+    if row.boolean("lobby_applies")? {
+        let window_ends = row.value("polls_window_ends")?.as_i64().unwrap_or(now_ms);
+        let retry_after_ms = window_ends.saturating_sub(now_ms).max(0);
+        return Ok(Some((record, Poll::Throttled { retry_after_ms })));
+    }
+    Ok(Some((record, Poll::Bypass { room_id, entry })))
 }
 
 /// Undoes the creation of a waiting entry whose notification failed, so
@@ -156,18 +207,86 @@ pub fn forget_created(
     Ok(())
 }
 
-/// The waiting participants of a room (one indexed range of the primary key).
-pub fn waiting(
+/// A room as `waiting-participants/` needs it: the caller's role on it and,
+/// when the caller may see them, its waiting participants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LobbyView {
+    pub room_id: String,
+    pub role: Option<Role>,
+    /// Read only for administrators and owners of a room with a lobby.
+    pub waiting: Vec<Entry>,
+}
+
+/// The caller, the room of `key` and its waiting participants in one
+/// statement (the caller folded in through [`CallerQuery`]).
+pub fn waiting_with_caller(
     db: &dyn Database,
-    room_id: &str,
+    caller: &CallerQuery,
+    key: &RoomKey,
     now: OffsetDateTime,
-) -> Result<Vec<Entry>, DbError> {
+) -> Result<(Option<CallerRecord>, Option<LobbyView>), DbError> {
+    let (column, value) = match key {
+        RoomKey::Id(id) => ("id", id),
+        RoomKey::Slug(slug) => ("slug", slug),
+    };
     let result = db.execute(
-        "SELECT room_id, participant_id, status, username, color FROM meet_lobby_entry \
-         WHERE room_id = ?1 AND status = 'waiting' AND expires_at > ?2",
-        &[room_id.into(), millis(now).into()],
+        &format!(
+            "WITH {}, room AS ( \
+               SELECT r.id, r.access_level, {} AS role_rank FROM meet_room r WHERE r.{column} = ?4) \
+             SELECT caller.*, room.id AS room_id, room.role_rank, \
+               CASE WHEN room.role_rank >= {} AND room.access_level != 'public' THEN ( \
+                 SELECT json_group_array(json_object('room_id', e.room_id, \
+                   'participant_id', e.participant_id, 'status', e.status, \
+                   'username', e.username, 'color', e.color)) \
+                 FROM meet_lobby_entry e \
+                 WHERE e.room_id = room.id AND e.status = 'waiting' AND e.expires_at > ?5) \
+               END AS waiting \
+             FROM (SELECT 1) LEFT JOIN caller ON 1 LEFT JOIN room ON 1",
+            caller.cte,
+            sql_rank_of_user("r.id", "(SELECT user_id FROM caller)"),
+            Role::Administrator.rank(),
+        ),
+        &caller.with_params(vec![value.as_str().into(), millis(now).into()]),
     )?;
-    rows(&result).map(|row| entry_of(&row)).collect()
+    let Some(row) = rows(&result).next() else {
+        return Err(DbError::Other("the lobby lookup returned no row".into()));
+    };
+    let record = CallerRecord::from_row(&row)?;
+    let Some(room_id) = row.optional_text("room_id")? else {
+        return Ok((record, None));
+    };
+    let waiting = match row.optional_text("waiting")? {
+        Some(text) => serde_json::from_str::<Vec<serde_json::Value>>(&text)
+            .map_err(|error| DbError::Other(format!("waiting participants: {error}")))?
+            .iter()
+            .map(entry_of_json)
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    Ok((
+        record,
+        Some(LobbyView {
+            room_id,
+            role: role_of_rank(row.value("role_rank")?),
+            waiting,
+        }),
+    ))
+}
+
+fn entry_of_json(item: &serde_json::Value) -> Result<Entry, DbError> {
+    let field = |name: &str| {
+        item[name]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| DbError::Other(format!("waiting participant without {name}")))
+    };
+    Ok(Entry {
+        room_id: field("room_id")?,
+        participant_id: field("participant_id")?,
+        status: field("status")?,
+        username: field("username")?,
+        color: field("color")?,
+    })
 }
 
 /// An admin's decision: rewrites a present entry's status and time to live

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::auth::store::CallerQuery;
+use crate::auth::store::{CallerQuery, CallerRecord};
 use crate::auth::{authenticate, csrf_token_to_match, Caller, Credential};
 use crate::body::parse_object;
 use crate::cache;
@@ -83,10 +83,13 @@ fn room_json(
 
 /// `/rooms/`: list (GET) and create (POST).
 pub fn rooms(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
-    if matches!(request.method, Method::GET | Method::HEAD) {
-        if let Some(response) = list_folded(request, services)? {
-            return Ok(response);
-        }
+    let folded = match request.method {
+        Method::GET | Method::HEAD => list_folded(request, services)?,
+        Method::POST => create_folded(request, services)?,
+        _ => None,
+    };
+    if let Some(response) = folded {
+        return Ok(response);
     }
     let caller = authenticate(request, services)?;
     match request.method {
@@ -280,20 +283,24 @@ fn slug_taken() -> ApiError {
     ))
 }
 
-fn create(
-    request: &ApiRequest,
-    services: &Services,
-    caller: &Caller,
-) -> Result<ApiResponse, ApiError> {
-    let user = caller.require_user()?;
+/// A valid creation body, as the room will be written.
+struct NewRoomInput {
+    name: String,
+    slug: String,
+    access_level: AccessLevel,
+    configuration: Value,
+    callback_id: Option<String>,
+}
+
+fn new_room_input(request: &ApiRequest, services: &Services) -> Result<NewRoomInput, ApiError> {
     let body = parse_object(request)?;
     let input = parse_room_input(&body, false)?;
     let name = input.name.unwrap_or_default();
     let slug = checked_slug(&name)?;
-    let settings = services.settings();
     let access_level = match input.access_level {
         Some(level) => level,
-        None => settings
+        None => services
+            .settings()
             .string("resource_default_access_level")?
             .parse()
             .map_err(|()| {
@@ -303,35 +310,105 @@ fn create(
                 )
             })?,
     };
-    let configuration = input.configuration.unwrap_or_else(|| json!({}));
+    Ok(NewRoomInput {
+        name,
+        slug,
+        access_level,
+        configuration: input.configuration.unwrap_or_else(|| json!({})),
+        callback_id: body
+            .get("callback_id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_string),
+    })
+}
+
+/// `POST rooms/` in one statement: the caller resolved by the creating
+/// statement itself. `None` sends the request to the full path: an invalid
+/// body or a refused caller (for their exact errors, in DRF's order), and
+/// telephony, whose PIN counter is only taken once the caller is known.
+fn create_folded(
+    request: &ApiRequest,
+    services: &Services,
+) -> Result<Option<ApiResponse>, ApiError> {
+    let credential = Credential::of(request)?;
+    let Some(csrf_token) = folded_csrf(request, &credential, services)? else {
+        return Ok(None);
+    };
+    if PinSettings::load(&services.settings())?.is_some() {
+        return Ok(None);
+    }
+    let Ok(input) = new_room_input(request, services) else {
+        return Ok(None);
+    };
+    let owner = caller_query(&credential, csrf_token.as_deref(), services);
+    let Some((record, created)) = insert_room(services, &owner, &input, None)? else {
+        return Ok(None);
+    };
+    let Some(caller) = credential.resolved(Some(record)) else {
+        return Ok(None);
+    };
+    created_response(request, services, &caller, input, created).map(Some)
+}
+
+fn create(
+    request: &ApiRequest,
+    services: &Services,
+    caller: &Caller,
+) -> Result<ApiResponse, ApiError> {
+    let user = caller.require_user()?;
+    let input = new_room_input(request, services)?;
+    let pins = PinSettings::load(&services.settings())?;
+    let (_, created) = insert_room(
+        services,
+        &CallerQuery::user(&user.id),
+        &input,
+        pins.as_ref(),
+    )?
+    .ok_or_else(|| caller.deny(ApiError::permission_denied()))?;
+    created_response(request, services, caller, input, created)
+}
+
+/// What [`insert_room`] wrote besides the input.
+struct CreatedRoom {
+    id: String,
+    owner_access_id: String,
+    pin: Option<(String, String)>,
+}
+
+/// Writes the room and its owner access for the caller of `owner` (with a
+/// PIN unique by construction when telephony is on: one counter statement,
+/// then the room; a PIN given to an older room before the counters existed
+/// takes the next counter, a bounded number of times, domain.md §8).
+/// `None` when `owner` names no caller: nothing was written.
+fn insert_room(
+    services: &Services,
+    owner: &CallerQuery,
+    input: &NewRoomInput,
+    pins: Option<&PinSettings>,
+) -> Result<Option<(CallerRecord, CreatedRoom)>, ApiError> {
     let room_id = services.new_uuid();
     let access_id = services.new_uuid();
     let now = services.clock.now();
-
-    // Telephony: a PIN unique by construction (one counter statement, then
-    // the room). A PIN given to an older room before the counters existed
-    // takes the next counter, a bounded number of times (domain.md §8).
-    let pins = PinSettings::load(&settings)?;
-    let mut pin = match &pins {
+    let mut pin = match pins {
         Some(pins) => Some(pins.allocate(services.db)?),
         None => None,
     };
     let mut collisions = 0;
-    loop {
+    let record = loop {
         let new_room = NewRoom {
             id: &room_id,
-            name: &name,
-            slug: &slug,
-            access_level,
-            configuration: &configuration,
+            name: &input.name,
+            slug: &input.slug,
+            access_level: input.access_level,
+            configuration: &input.configuration,
             pin: pin.as_ref().map(|p| (p.trunk.as_str(), p.pin.as_str())),
-            owner_id: &user.id,
             owner_access_id: &access_id,
         };
-        match room_store::create(services.db, &new_room, now) {
-            Ok(()) => break,
+        match room_store::create(services.db, owner, &new_room, now) {
+            Ok(record) => break record,
             Err(RoomWriteError::PinTaken) => {
-                let (Some(pins), Some(taken)) = (&pins, &pin) else {
+                let (Some(pins), Some(taken)) = (pins, &pin) else {
                     return Err(ApiError::internal("PIN conflict on a room without PIN"));
                 };
                 collisions += 1;
@@ -353,40 +430,56 @@ fn create(
             Err(RoomWriteError::SlugTaken) => return Err(slug_taken()),
             Err(RoomWriteError::Db(error)) => return Err(error.into()),
         }
-    }
+    };
+    Ok(record.map(|record| {
+        let created = CreatedRoom {
+            id: room_id,
+            owner_access_id: access_id,
+            pin: pin.map(|p| (p.trunk, p.pin)),
+        };
+        (record, created)
+    }))
+}
 
-    if let Some(callback_id) = body
-        .get("callback_id")
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty())
-    {
-        let ttl = settings.u64("room_creation_callback_cache_timeout")?;
+/// The 201 of a created room, after the creation callback is stored.
+fn created_response(
+    request: &ApiRequest,
+    services: &Services,
+    caller: &Caller,
+    input: NewRoomInput,
+    created: CreatedRoom,
+) -> Result<ApiResponse, ApiError> {
+    let user = caller.require_user()?;
+    if let Some(callback_id) = &input.callback_id {
+        let now = services.clock.now();
+        let ttl = services
+            .settings()
+            .u64("room_creation_callback_cache_timeout")?;
         cache::purge_expired(services.db, now)?;
         cache::set(
             services.db,
             &format!("room-creation-callback_{callback_id}"),
-            &json!({"slug": slug}).to_string(),
+            &json!({"slug": input.slug}).to_string(),
             ttl,
             now,
         )?;
     }
-
     let view = RoomView {
         room: Room {
-            id: room_id.clone(),
-            name,
-            slug,
-            access_level,
-            configuration,
+            id: created.id.clone(),
+            name: input.name,
+            slug: input.slug,
+            access_level: input.access_level,
+            configuration: input.configuration,
         },
         role: Some(Role::Owner),
         accesses: Some(vec![json!({
-            "id": access_id,
+            "id": created.owner_access_id,
             "user": user.to_json(),
-            "resource": room_id,
+            "resource": created.id,
             "role": Role::Owner.as_str(),
         })]),
-        pin: pin.map(|p| (p.trunk, p.pin)),
+        pin: created.pin,
     };
     let body = room_json(
         &view,

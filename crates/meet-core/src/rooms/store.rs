@@ -248,7 +248,6 @@ pub struct NewRoom<'a> {
     pub configuration: &'a Value,
     /// The telephony PIN and its trunk (`""` without trunk namespaces).
     pub pin: Option<(&'a str, &'a str)>,
-    pub owner_id: &'a str,
     pub owner_access_id: &'a str,
 }
 
@@ -273,32 +272,44 @@ fn classify(error: DbError) -> RoomWriteError {
     }
 }
 
-/// Creates the room and its owner access atomically (one statement through
-/// the `meet_room_creation` view).
+/// Creates the room and its owner access atomically, in one statement
+/// through the `meet_room_creation` view, for the caller of `owner` (a
+/// [`CallerQuery`], so that the caller is resolved by the same statement):
+/// the caller row, or `None` when there is no caller and nothing was written.
 pub fn create(
     db: &dyn Database,
+    owner: &CallerQuery,
     room: &NewRoom,
     now: OffsetDateTime,
-) -> Result<(), RoomWriteError> {
-    db.execute(
-        "INSERT INTO meet_room_creation (id, created_at, name, slug, access_level, configuration, \
-         telephony_trunk, telephony_pin, owner_access_id, owner_id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        &[
-            room.id.into(),
-            timestamp(now).into(),
-            room.name.into(),
-            room.slug.into(),
-            room.access_level.as_str().into(),
-            room.configuration.to_string().into(),
-            room.pin.map_or("", |(trunk, _)| trunk).into(),
-            room.pin.map(|(_, pin)| pin.to_string()).into(),
-            room.owner_access_id.into(),
-            room.owner_id.into(),
-        ],
-    )
-    .map_err(classify)?;
-    Ok(())
+) -> Result<Option<CallerRecord>, RoomWriteError> {
+    let result = db
+        .execute(
+            &format!(
+                "WITH {} INSERT INTO meet_room_creation (id, created_at, name, slug, access_level, \
+                 configuration, telephony_trunk, telephony_pin, owner_access_id, owner_id) \
+                 SELECT ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, caller.user_id FROM caller \
+                 RETURNING {}",
+                owner.cte,
+                CallerQuery::returning_columns()
+            ),
+            &owner.with_params(vec![
+                room.id.into(),
+                timestamp(now).into(),
+                room.name.into(),
+                room.slug.into(),
+                room.access_level.as_str().into(),
+                room.configuration.to_string().into(),
+                room.pin.map_or("", |(trunk, _)| trunk).into(),
+                room.pin.map(|(_, pin)| pin.to_string()).into(),
+                room.owner_access_id.into(),
+            ]),
+        )
+        .map_err(classify)?;
+    let record = match rows(&result).next() {
+        Some(row) => CallerRecord::from_row(&row).map_err(RoomWriteError::Db)?,
+        None => None,
+    };
+    Ok(record)
 }
 
 /// The editable fields of a room to write; `None` keeps the stored value.

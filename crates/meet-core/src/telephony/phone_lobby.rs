@@ -14,9 +14,12 @@ use sha2::{Digest, Sha256};
 
 use meet_livekit::color_for_identity;
 
+use crate::auth::store::CallerQuery;
+use crate::auth::Credential;
 use crate::error::{ApiError, FieldErrors};
 use crate::lobby::store::{self as lobby_store, Entry, Poll, Waiting};
 use crate::ports::Services;
+use crate::rooms::store::RoomKey;
 use crate::telephony::store::{self, PhoneRoom};
 
 /// What a polling gateway learns.
@@ -80,19 +83,32 @@ pub fn request_entry(
         color: &color,
         ttl_seconds: services.settings().u64("lobby_waiting_timeout")?,
         request_token: &request_token,
+        // Gateways are not throttled by the lobby (the lookup has its own
+        // lockout).
+        rate: None,
     };
+    // A phone caller is never a logged-in user: the anonymous lobby rules.
+    let now = services.clock.now();
     let poll = lobby_store::poll(
         services.db,
-        "id",
-        &room.id,
+        &CallerQuery::of(&Credential::Anonymous, None, now),
         false,
+        &RoomKey::Id(room.id.clone()),
         &waiting,
-        services.clock.now(),
+        now,
     )?;
-    let Poll::Lobby { entry, .. } = poll else {
+    let Some((_, Poll::Lobby { entry, created })) = poll else {
         // The room became public (or was deleted) between the two reads.
         return Err(ApiError::NotFoundDetail("No room with this PIN.".into()));
     };
+    // The room's admins hear of a new phone waiter like of a web guest, but
+    // best effort: a gateway that got a 500 would hang up on the caller, and
+    // admins see the waiter in `waiting-participants/` anyway.
+    if created {
+        if let Err(error) = crate::lobby::api::notify_waiting(services, &entry.room_id) {
+            eprintln!("telephony: the lobby notification of a phone waiter failed: {error}");
+        }
+    }
     Ok(match entry.status.as_str() {
         "accepted" => PhoneEntry::Accepted {
             participant_id,
@@ -129,6 +145,27 @@ pub fn hold_sip_participant(
         username: name.to_string(),
     };
     lobby_store::put(services.db, &entry, ttl, now)?;
+    Ok(())
+}
+
+/// A SIP participant that left the LiveKit room (hung up): its entry
+/// expires now, so admins no longer list it and `enter/` answers 404
+/// (otherwise it would stay listed `lobby_accepted_timeout` seconds).
+pub fn release_sip_participant(
+    services: &Services,
+    room: &PhoneRoom,
+    identity: &str,
+) -> Result<(), ApiError> {
+    let participant_id = participant_id_for(&format!("sip:{}:{identity}", room.id));
+    // Only a present entry is touched (a time to live of 0: gone now).
+    lobby_store::decide(
+        services.db,
+        &room.id,
+        &participant_id,
+        "waiting",
+        0,
+        services.clock.now(),
+    )?;
     Ok(())
 }
 
