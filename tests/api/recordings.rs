@@ -2,7 +2,8 @@
 //! delete by recording access; the storage hook's every case; owner
 //! notifications by email (fake SMTP) and to the summary service (fake),
 //! retried by the maintenance run; media-auth headers checked with
-//! meet_s3's verifier; the presigned download redirect; expiration.
+//! meet_s3's verifier and against botocore's own SigV4 signature; the
+//! presigned download redirect, likewise; expiration.
 
 use std::time::Duration;
 
@@ -719,6 +720,71 @@ fn an_smtp_refusal_saves_the_recording_and_only_the_failed_email_is_retried() {
     assert_eq!(recording_status(app, &id), "notification_succeeded");
 }
 
+/// The test's S3 settings, as the `RecordingWorld` configures the components.
+const S3_BUCKET: &str = "meet-media-storage";
+const S3_REGION: &str = "eu-west-1";
+const S3_ACCESS_KEY: &str = "minio-key";
+const S3_SECRET_KEY: &str = "minio-secret";
+
+/// Signs `GET <url>` at `amz_date` with AWS's own botocore, independently of
+/// meet_s3: `mode` "header" gives the headers of `SigV4Auth` (given the
+/// empty-payload hash, as media-auth returns it) and of `S3SigV4Auth` (which
+/// hashes the payload itself), "query" the URL `S3SigV4QueryAuth` presigns for
+/// 60 seconds. botocore reads the clock, so the script pins it to `amz_date`.
+fn sign_with_botocore(mode: &str, url: &str, amz_date: &str) -> Value {
+    let python = meet_e2e::repo_root().join(".venv/bin/python");
+    let script = r#"
+import datetime, json, sys
+import botocore.auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+mode, url, amz_date, access_key, secret_key, region = sys.argv[1:7]
+at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ")
+botocore.auth.get_current_datetime = lambda remove_tzinfo=True: at
+credentials = Credentials(access_key, secret_key)
+if mode == "header":
+    out = {}
+    for name, signer in [("sigv4", botocore.auth.SigV4Auth), ("s3", botocore.auth.S3SigV4Auth)]:
+        request = AWSRequest(method="GET", url=url, headers={
+            "X-Amz-Date": amz_date,
+            "X-Amz-Content-SHA256": botocore.auth.EMPTY_SHA256_HASH})
+        signer(credentials, "s3", region).add_auth(request)
+        out[name] = {k.lower(): request.headers[k]
+                     for k in ["Authorization", "X-Amz-Date", "X-Amz-Content-SHA256"]}
+    print(json.dumps(out))
+else:
+    request = AWSRequest(method="GET", url=url)
+    botocore.auth.S3SigV4QueryAuth(credentials, "s3", region, expires=60).add_auth(request)
+    print(json.dumps({"url": request.url}))
+"#;
+    let output = std::process::Command::new(python)
+        .args([
+            "-c",
+            script,
+            mode,
+            url,
+            amz_date,
+            S3_ACCESS_KEY,
+            S3_SECRET_KEY,
+            S3_REGION,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "botocore failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The query parameters of `url`, decoded, in a map (their order is free).
+fn query_map(url: &url::Url) -> std::collections::BTreeMap<String, String> {
+    url.query_pairs()
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect()
+}
+
 #[test]
 fn media_auth_signs_the_object_for_nginx_and_downloads_redirect_to_a_presigned_url() {
     let world = RecordingWorld::new(&[]);
@@ -746,9 +812,9 @@ fn media_auth_signs_the_object_for_nginx_and_downloads_redirect_to_a_presigned_u
     );
     let bucket = meet_s3::Bucket::new(
         S3_ENDPOINT,
-        "meet-media-storage",
-        "eu-west-1",
-        meet_s3::Credentials::new("minio-key", "minio-secret"),
+        S3_BUCKET,
+        S3_REGION,
+        meet_s3::Credentials::new(S3_ACCESS_KEY, S3_SECRET_KEY),
     )
     .unwrap();
 
@@ -792,6 +858,21 @@ fn media_auth_signs_the_object_for_nginx_and_downloads_redirect_to_a_presigned_u
             time::OffsetDateTime::now_utc(),
         )
         .expect("nginx's request verifies");
+    // The same request signed by botocore, from the URL nginx fetches
+    // (path-style, built here from the settings, not from meet_s3).
+    let object_url = format!("{S3_ENDPOINT}/{S3_BUCKET}/{key}");
+    let expected = sign_with_botocore("header", &object_url, &amz_date);
+    for signer in ["sigv4", "s3"] {
+        assert_eq!(
+            json!({
+                "authorization": authorization,
+                "x-amz-date": amz_date,
+                "x-amz-content-sha256": sha,
+            }),
+            expected[signer],
+            "media-auth headers differ from botocore's {signer} signer"
+        );
+    }
 
     let forbidden = json!({"detail": "You do not have permission to perform this action."});
     assert_eq!(
@@ -875,6 +956,20 @@ fn media_auth_signs_the_object_for_nginx_and_downloads_redirect_to_a_presigned_u
             time::OffsetDateTime::now_utc() + time::Duration::seconds(120),
         )
         .expect_err("and expires");
+    // botocore presigns the same object at the same X-Amz-Date for 60 s: the
+    // same URL, every parameter and the signature equal.
+    let ours = query_map(&presigned);
+    let amz_date = ours.get("X-Amz-Date").expect("an X-Amz-Date").clone();
+    let expected = sign_with_botocore("query", &object_url, &amz_date);
+    let expected = url::Url::parse(expected["url"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (presigned.scheme(), presigned.host_str(), presigned.port()),
+        (expected.scheme(), expected.host_str(), expected.port())
+    );
+    assert_eq!(presigned.path(), expected.path());
+    let theirs = query_map(&expected);
+    assert_eq!(ours.get("X-Amz-Signature"), theirs.get("X-Amz-Signature"));
+    assert_eq!(ours, theirs, "{location}");
     let download = |who: &Person, path: &str| {
         who.request(app, Method::GET, path)
             .send()
