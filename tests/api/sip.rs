@@ -503,3 +503,42 @@ fn a_decision_on_a_caller_who_hung_up_still_succeeds() {
     assert_eq!(enter(app, &owner, &room_id, &participant_id, false), 200);
     assert_eq!(livekit.calls_to(REMOVE).len(), 3);
 }
+
+#[test]
+fn a_caller_who_hangs_up_while_waiting_leaves_the_list() {
+    let sip = sip_app(&[]);
+    let (app, livekit) = (&sip.app, &sip.livekit);
+    let owner = Person::new(&sip.provider, app, "owner");
+    let room_id = id_of(&owner.create_room(app, "short call", "restricted"));
+    livekit.set_room_running(&room_id, true);
+    let stays = sip_participant("sip_+15550004444", "+15550004444");
+    let leaves = sip_participant("sip_+15550005555", "+15550005555");
+    assert_eq!(send(app, &joined("EV_1", &room_id, stays.clone())), 200);
+    assert_eq!(send(app, &joined("EV_2", &room_id, leaves.clone())), 200);
+    let listed = waiting(app, &owner, &room_id);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let gone = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["username"] == "Phone ••• 5555")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let calls = livekit.calls().len();
+    let mut left = room_event("participant_left", "EV_3", &room_id);
+    left["participant"] = leaves;
+    assert_eq!(send(app, &left), 200);
+    let listed = waiting(app, &owner, &room_id);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["username"], "Phone ••• 4444");
+    assert_eq!(enter(app, &owner, &room_id, &gone, true), 404);
+    // A web participant leaving changes nothing; LiveKit is not called.
+    let mut web = room_event("participant_left", "EV_4", &room_id);
+    web["participant"] = json!({"identity": "web-user", "kind": "STANDARD"});
+    assert_eq!(send(app, &web), 200);
+    assert_eq!(waiting(app, &owner, &room_id).as_array().unwrap().len(), 1);
+    assert_eq!(livekit.calls().len(), calls);
+}

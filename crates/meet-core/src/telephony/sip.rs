@@ -157,6 +157,25 @@ pub fn on_participant_joined(
     phone_lobby::hold_sip_participant(services, &room, &participant.identity, &name)
 }
 
+/// `participant_left`: a SIP participant of a non-public room leaves the
+/// lobby list (a caller who hung up while waiting). Nothing is called.
+pub fn on_participant_left(
+    services: &Services,
+    room_name: &str,
+    participant: &ParticipantInfo,
+) -> Result<(), ApiError> {
+    if participant.kind != ParticipantKind::Sip {
+        return Ok(());
+    }
+    let Some(room) = telephony_room(services, room_name)? else {
+        return Ok(());
+    };
+    if room.access_level == AccessLevel::Public {
+        return Ok(());
+    }
+    phone_lobby::release_sip_participant(services, &room, &participant.identity)
+}
+
 /// Whether LiveKit answered that the room or participant does not exist.
 fn is_not_found(error: &meet_livekit::ApiError) -> bool {
     error.twirp().is_some_and(|e| e.code == "not_found")
@@ -221,6 +240,15 @@ pub mod webhooks {
         match (event.room_name(), &event.participant) {
             (Some(room), Some(participant)) => {
                 super::on_participant_joined(services, room, participant)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn participant_left(services: &Services, event: &WebhookEvent) -> Result<(), ApiError> {
+        match (event.room_name(), &event.participant) {
+            (Some(room), Some(participant)) => {
+                super::on_participant_left(services, room, participant)
             }
             _ => Ok(()),
         }

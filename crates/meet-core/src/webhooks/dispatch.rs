@@ -37,6 +37,10 @@ pub const HANDLERS: &[(&str, Handler)] = &[
         "participant_joined",
         crate::telephony::sip::webhooks::participant_joined,
     ),
+    (
+        "participant_left",
+        crate::telephony::sip::webhooks::participant_left,
+    ),
 ];
 
 /// Runs every handler of `event.event`, in table order.
