@@ -363,6 +363,12 @@ fn sip_callers_of_lobby_rooms_are_muted_then_admitted_or_removed() {
     assert_eq!(held[0].body["identity"], identity);
     assert_eq!(permission(&held[0]), (false, false, false));
     assert_room_admin(&held, &room_id);
+    // The admins are told someone waits, as for a web guest.
+    let told = livekit.calls_to("RoomService/SendData");
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].body["room"], room_id.as_str());
+    assert_eq!(told[0].data().unwrap(), br#"{"type":"participantWaiting"}"#);
+    assert_room_admin(&told, &room_id);
 
     let listed = waiting(app, &owner, &room_id);
     let listed = listed.as_array().unwrap();

@@ -154,7 +154,13 @@ pub fn on_participant_joined(
     })?
     .map_err(|error| livekit_failed(&error))?;
     let name = crate::telephony::api::masked_number(calling_number(participant));
-    phone_lobby::hold_sip_participant(services, &room, &participant.identity, &name)
+    phone_lobby::hold_sip_participant(services, &room, &participant.identity, &name)?;
+    // The admins hear of the caller like of a web guest; best effort: the
+    // caller is held and listed either way.
+    if let Err(error) = crate::lobby::api::notify_waiting(services, &room.id) {
+        eprintln!("telephony: the lobby notification of a SIP caller failed: {error}");
+    }
+    Ok(())
 }
 
 /// `participant_left`: a SIP participant of a non-public room leaves the
