@@ -15,6 +15,7 @@ const SEEDS: &[&[u8]] = &[
     br#"{"user": "00000000-0000-4000-8000-000000000001", "resource": "x", "role": "owner"}"#,
     br#"{"language": "fr-fr", "timezone": "Europe/Paris", "callback_id": 7}"#,
     b"name=a+b&x=%C3%A9",
+    b"--x\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nRoom\r\n--x--\r\n",
     b"Bearer abc.def.ghi",
     b"sessionid=abc; csrftoken=tok; other=1",
     b"600/minute",
@@ -23,6 +24,9 @@ const SEEDS: &[&[u8]] = &[
     b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
     br#"{"event": "room_finished", "room": {"name": "r"}, "id": "e", "createdAt": "1"}"#,
 ];
+
+/// Bytes the mutations insert: JSON, form and header punctuation.
+const INSERTED: &[u8] = b"{}[]\",:;= \\%\0\xff";
 
 /// xorshift64*: fast, deterministic, good enough to mutate inputs.
 struct Generator(u64);
@@ -51,7 +55,7 @@ impl Generator {
             let at = self.below(bytes.len() + 1);
             match self.below(4) {
                 0 if at < bytes.len() => bytes[at] = self.next() as u8,
-                1 => bytes.insert(at, b"{}[]\",:;= \\%\0\xff"[self.below(15)]),
+                1 => bytes.insert(at, INSERTED[self.below(INSERTED.len())]),
                 2 if at < bytes.len() => {
                     bytes.remove(at);
                 }

@@ -78,9 +78,12 @@ fn entry_json(entry: &Entry, status: &str, livekit: Value) -> Value {
     })
 }
 
-/// `POST rooms/{id}/request-entry/` (lobby.md §4). A logged-in caller's
-/// poll resolves the caller in the lobby statement itself (one statement
-/// while waiting); an anonymous one counts its throttle first (two).
+/// `POST rooms/{id}/request-entry/` (lobby.md §4). One statement while the
+/// caller waits: a logged-in caller is resolved by the lobby statement
+/// itself, an anonymous guest with its lobby cookie is throttled by its
+/// entry in that statement. A guest without a cookie counts its address's
+/// throttle first (two); a poll no entry counts (the lobby does not apply,
+/// or no such room) counts the cookie's throttle after it.
 pub fn request_entry(
     request: &ApiRequest,
     services: &Services,
@@ -151,13 +154,18 @@ pub fn request_entry(
         }
     };
     let body = match poll {
-        Poll::NoRoom => return Err(ApiError::NotFound("Room")),
+        Poll::NoRoom => {
+            if counted_by_entry {
+                throttle(request, services, &cookie_name)?;
+            }
+            return Err(ApiError::NotFound("Room"));
+        }
         Poll::Throttled { retry_after_ms } => {
             let seconds = u64::try_from((retry_after_ms + 999) / 1000).unwrap_or(1);
             return Err(ApiError::Throttled(seconds.max(1)));
         }
         Poll::Bypass { room_id, entry } => {
-            // No entry counted this anonymous poll: the cookie's counter does.
+            // No entry counted this anonymous poll: the cookie's own counter.
             if counted_by_entry {
                 throttle(request, services, &cookie_name)?;
             }
