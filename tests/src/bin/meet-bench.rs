@@ -242,9 +242,24 @@ fn seed_rooms(host: &BenchHost, token: &str, count: usize) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Gives the bench user `count` saved recordings of their first room (and
-/// the owner access of each), written straight into the database file.
-fn seed_recordings(database: &std::path::Path, count: usize) -> anyhow::Result<()> {
+/// Recordings to seed for the bench user, straight into the database file.
+struct SeededRecordings {
+    count: usize,
+    /// `saved` (for the list) or `stopped` (waiting for the storage hook).
+    status: &'static str,
+    mode: &'static str,
+    /// The third group of the ids: recording `n` is
+    /// `00000000-0000-4000-<group>-<n>`, its access the next group up.
+    group: u16,
+}
+
+fn seeded_id(group: u16, n: u64) -> String {
+    format!("00000000-0000-4000-{group:04x}-{n:012}")
+}
+
+/// Gives the bench user the recordings of `seeded` on their first room,
+/// each with its owner access, one second apart.
+fn seed_recordings(database: &std::path::Path, seeded: &SeededRecordings) -> anyhow::Result<()> {
     let mut db = rusqlite::Connection::open(database)?;
     let transaction = db.transaction()?;
     let (user, room): (String, String) = transaction.query_row(
@@ -253,14 +268,19 @@ fn seed_recordings(database: &std::path::Path, count: usize) -> anyhow::Result<(
         [],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
-    for n in 0..count {
-        let id = format!("00000000-0000-4000-a000-{n:012}");
-        let access = format!("00000000-0000-4000-b000-{n:012}");
-        let at = format!("2026-01-01T00:{:02}:{:02}.000000Z", n / 60 % 60, n % 60);
+    for n in 0..seeded.count as u64 {
+        let id = seeded_id(seeded.group, n);
+        let access = seeded_id(seeded.group + 0x1000, n);
+        let at = format!(
+            "2026-01-01T{:02}:{:02}:{:02}.000000Z",
+            n / 3600 % 24,
+            n / 60 % 60,
+            n % 60
+        );
         transaction.execute(
             "INSERT INTO meet_recording (id, created_at, updated_at, room_id, status, mode, worker_id) \
-             VALUES (?1, ?2, ?2, ?3, 'saved', 'screen_recording', ?1)",
-            rusqlite::params![id, at, room],
+             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?1)",
+            rusqlite::params![id, at, room, seeded.status, seeded.mode],
         )?;
         transaction.execute(
             "INSERT INTO meet_recording_access (id, created_at, updated_at, recording_id, user_id, team, role) \
@@ -272,38 +292,24 @@ fn seed_recordings(database: &std::path::Path, count: usize) -> anyhow::Result<(
     Ok(())
 }
 
-/// Gives the bench user `count` stopped transcripts of their first room,
-/// ids `00000000-0000-4000-c000-<n>`, for the storage hook to save.
-fn seed_hook_recordings(database: &std::path::Path, count: usize) -> anyhow::Result<()> {
-    let mut db = rusqlite::Connection::open(database)?;
-    let transaction = db.transaction()?;
-    let (user, room): (String, String) = transaction.query_row(
-        "SELECT a.user_id, a.resource_id FROM meet_resource_access a \
-         JOIN meet_user u ON u.id = a.user_id WHERE u.sub = 'bench-user' LIMIT 1",
-        [],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?;
-    for n in 0..count {
-        let id = hook_recording_id(n as u64);
-        let access = format!("00000000-0000-4000-d000-{n:012}");
-        let at = "2026-01-01T00:00:00.000000Z";
-        transaction.execute(
-            "INSERT INTO meet_recording (id, created_at, updated_at, room_id, status, mode, worker_id) \
-             VALUES (?1, ?2, ?2, ?3, 'stopped', 'transcript', ?1)",
-            rusqlite::params![id, at, room],
-        )?;
-        transaction.execute(
-            "INSERT INTO meet_recording_access (id, created_at, updated_at, recording_id, user_id, team, role) \
-             VALUES (?1, ?2, ?2, ?3, ?4, '', 'owner')",
-            rusqlite::params![access, at, id, user],
-        )?;
-    }
-    transaction.commit()?;
-    Ok(())
-}
+/// The busy user's saved recordings, for `GET /api/v1.0/recordings/`.
+const LISTED_RECORDINGS: SeededRecordings = SeededRecordings {
+    count: RECORDINGS_OF_THE_BUSY_USER,
+    status: "saved",
+    mode: "screen_recording",
+    group: 0xa000,
+};
+
+/// Stopped transcripts waiting for their file, one per storage-hook request.
+const HOOK_RECORDINGS: SeededRecordings = SeededRecordings {
+    count: RECORDINGS_FOR_THE_HOOK,
+    status: "stopped",
+    mode: "transcript",
+    group: 0xc000,
+};
 
 fn hook_recording_id(n: u64) -> String {
-    format!("00000000-0000-4000-c000-{n:012}")
+    seeded_id(HOOK_RECORDINGS.group, n)
 }
 
 /// MinIO's event for the file of the `n`-th seeded transcript.
@@ -369,7 +375,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {
             seed_rooms(&host, &token, ROOMS_OF_THE_BUSY_USER)?;
-            seed_recordings(&dir.path().join("meet.db"), RECORDINGS_OF_THE_BUSY_USER)?;
+            seed_recordings(&dir.path().join("meet.db"), &LISTED_RECORDINGS)?;
             file_bench(&bench, &paths, &dir.path().join("meet.db"))
         }
     }
@@ -468,7 +474,7 @@ fn file_bench(bench: &Bench, paths: &Paths, database: &std::path::Path) -> anyho
     );
     // Seeded only now, so that the recordings list above is the busy
     // user's 1,000.
-    seed_hook_recordings(database, RECORDINGS_FOR_THE_HOOK)?;
+    seed_recordings(database, &HOOK_RECORDINGS)?;
     let hook_bearer = vec![(
         "authorization".to_string(),
         format!("Bearer {STORAGE_HOOK_TOKEN}"),
