@@ -24,19 +24,24 @@ const PRIVILEGES_MESSAGE: &str = "You must have privileges on room to perform th
 
 /// The lobby participant id: the cookie's value verbatim, else a new UUID
 /// v4 in 32-hex form (lobby.md §2).
-fn participant_id(request: &ApiRequest, services: &Services, cookie_name: &str) -> String {
-    crate::auth::session::request_cookie(request, cookie_name)
+fn participant_id(lobby_cookie: Option<&str>, services: &Services) -> String {
+    lobby_cookie
+        .map(str::to_string)
         .unwrap_or_else(|| services.new_uuid().replace('-', ""))
 }
 
 /// `request_entry_throttle_rates` for anonymous callers, keyed on the lobby
 /// cookie when the request has one (guests behind one address do not share
 /// a bucket), else on the client address.
-fn throttle(request: &ApiRequest, services: &Services, cookie_name: &str) -> Result<(), ApiError> {
+fn throttle(
+    request: &ApiRequest,
+    services: &Services,
+    lobby_cookie: Option<&str>,
+) -> Result<(), ApiError> {
     let settings = services.settings();
     let variable = "request_entry_throttle_rates";
     let rate = Rate::parse(variable, &settings.string(variable)?)?;
-    let key = match crate::auth::session::request_cookie(request, cookie_name) {
+    let key = match lobby_cookie {
         Some(participant) => format!("throttle_request_entry_participant_{participant}"),
         None => format!(
             "throttle_request_entry_{}",
@@ -92,6 +97,8 @@ pub fn request_entry(
     let credential = Credential::of(request)?;
     let settings = services.settings();
     let cookie_name = settings.string("lobby_cookie_name")?;
+    let lobby_cookie = crate::auth::session::request_cookie(request, &cookie_name);
+    let lobby_cookie = lobby_cookie.as_deref();
     let now = services.clock.now();
     let folded_caller = match &credential {
         Credential::Anonymous => None,
@@ -104,13 +111,13 @@ pub fn request_entry(
     // The full path, in DRF's order: authentication, throttle, method.
     let mut known_caller = None;
     if folded_caller.is_none() || request.method != Method::POST {
-        known_caller = Some(authenticate_and_throttle(request, services, &cookie_name)?);
+        known_caller = Some(authenticate_and_throttle(request, services, lobby_cookie)?);
         if request.method != Method::POST {
             return Err(method_not_allowed(request));
         }
     }
     let username = required_text(&parse_object(request)?, "username")?;
-    let participant_id = participant_id(request, services, &cookie_name);
+    let participant_id = participant_id(lobby_cookie, services);
     let color = color_for_identity(&participant_id);
     let request_token = services.new_uuid();
     let waiting = Waiting {
@@ -135,14 +142,14 @@ pub fn request_entry(
         None => {
             let caller = match known_caller {
                 Some(caller) => caller,
-                None => authenticate_and_throttle(request, services, &cookie_name)?,
+                None => authenticate_and_throttle(request, services, lobby_cookie)?,
             };
             let query = match caller.user() {
                 Some(user) => CallerQuery::user(&user.id),
                 None => CallerQuery::of(&Credential::Anonymous, None, now),
             };
             let waiting = Waiting {
-                rate: entry_rate(request, services, &caller, &cookie_name)?,
+                rate: entry_rate(services, &caller, lobby_cookie)?,
                 ..waiting
             };
             counted_by_entry = waiting.rate.is_some();
@@ -156,7 +163,7 @@ pub fn request_entry(
     let body = match poll {
         Poll::NoRoom => {
             if counted_by_entry {
-                throttle(request, services, &cookie_name)?;
+                throttle(request, services, lobby_cookie)?;
             }
             return Err(ApiError::NotFound("Room"));
         }
@@ -167,7 +174,7 @@ pub fn request_entry(
         Poll::Bypass { room_id, entry } => {
             // No entry counted this anonymous poll: the cookie's own counter.
             if counted_by_entry {
-                throttle(request, services, &cookie_name)?;
+                throttle(request, services, lobby_cookie)?;
             }
             let entry = entry.unwrap_or_else(|| Entry {
                 room_id: room_id.clone(),
@@ -201,12 +208,11 @@ pub fn request_entry(
 fn authenticate_and_throttle(
     request: &ApiRequest,
     services: &Services,
-    cookie_name: &str,
+    lobby_cookie: Option<&str>,
 ) -> Result<Caller, ApiError> {
     let caller = authenticate(request, services)?;
-    let has_cookie = crate::auth::session::request_cookie(request, cookie_name).is_some();
-    if caller.user().is_none() && !has_cookie {
-        throttle(request, services, cookie_name)?;
+    if caller.user().is_none() && lobby_cookie.is_none() {
+        throttle(request, services, None)?;
     }
     Ok(caller)
 }
@@ -214,13 +220,11 @@ fn authenticate_and_throttle(
 /// `request_entry_throttle_rates` as the poll statement enforces it on the
 /// entry of an anonymous caller with a lobby cookie; `None` otherwise.
 fn entry_rate(
-    request: &ApiRequest,
     services: &Services,
     caller: &Caller,
-    cookie_name: &str,
+    lobby_cookie: Option<&str>,
 ) -> Result<Option<PollRate>, ApiError> {
-    let has_cookie = crate::auth::session::request_cookie(request, cookie_name).is_some();
-    if caller.user().is_some() || !has_cookie {
+    if caller.user().is_some() || lobby_cookie.is_none() {
         return Ok(None);
     }
     let variable = "request_entry_throttle_rates";
@@ -267,10 +271,20 @@ fn announce_new_entry(
     Ok(())
 }
 
+/// [`notify_waiting`] for callers who wait without polling a browser (phone
+/// and SIP): a failure is logged, not answered, since a gateway that got a
+/// 500 would hang up and the admins see the waiter in
+/// `waiting-participants/` anyway. `who` names the waiter in the log.
+pub(crate) fn notify_waiting_best_effort(services: &Services, room_id: &str, who: &str) {
+    if let Err(error) = notify_waiting(services, room_id) {
+        eprintln!("lobby: the notification of {who} failed: {error}");
+    }
+}
+
 /// Tells the room's participants someone waits (lobby.md §5): only when
 /// LiveKit has the room running; a Twirp error is ignored, a transport
 /// error is the request's 500.
-pub(crate) fn notify_waiting(services: &Services, room_id: &str) -> Result<(), ApiError> {
+fn notify_waiting(services: &Services, room_id: &str) -> Result<(), ApiError> {
     let notification_type = services.settings().string("lobby_notification_type")?;
     let payload = json!({"type": notification_type}).to_string();
     let outcome = with_server_api(services, |api| {

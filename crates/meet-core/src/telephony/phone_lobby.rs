@@ -101,13 +101,9 @@ pub fn request_entry(
         // The room became public (or was deleted) between the two reads.
         return Err(ApiError::NotFoundDetail("No room with this PIN.".into()));
     };
-    // The room's admins hear of a new phone waiter like of a web guest, but
-    // best effort: a gateway that got a 500 would hang up on the caller, and
-    // admins see the waiter in `waiting-participants/` anyway.
+    // The room's admins hear of a new phone waiter like of a web guest.
     if created {
-        if let Err(error) = crate::lobby::api::notify_waiting(services, &entry.room_id) {
-            eprintln!("telephony: the lobby notification of a phone waiter failed: {error}");
-        }
+        crate::lobby::api::notify_waiting_best_effort(services, &entry.room_id, "a phone waiter");
     }
     Ok(match entry.status.as_str() {
         "accepted" => PhoneEntry::Accepted {

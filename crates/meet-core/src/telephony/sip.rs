@@ -128,6 +128,20 @@ fn calling_number(participant: &ParticipantInfo) -> Option<&str> {
         .or(Some(participant.name.as_str()))
 }
 
+/// The room of `room_name` when `participant` is a SIP caller that room's
+/// lobby holds (telephony on, the room not public); `None` otherwise.
+fn lobby_room_of_sip_caller(
+    services: &Services,
+    room_name: &str,
+    participant: &ParticipantInfo,
+) -> Result<Option<PhoneRoom>, ApiError> {
+    if participant.kind != ParticipantKind::Sip {
+        return Ok(None);
+    }
+    let room = telephony_room(services, room_name)?;
+    Ok(room.filter(|room| room.access_level != AccessLevel::Public))
+}
+
 /// `participant_joined`: a SIP participant of a non-public room loses its
 /// permissions and waits in the lobby (admins see it in
 /// `waiting-participants/`).
@@ -136,15 +150,9 @@ pub fn on_participant_joined(
     room_name: &str,
     participant: &ParticipantInfo,
 ) -> Result<(), ApiError> {
-    if participant.kind != ParticipantKind::Sip {
-        return Ok(());
-    }
-    let Some(room) = telephony_room(services, room_name)? else {
+    let Some(room) = lobby_room_of_sip_caller(services, room_name, participant)? else {
         return Ok(());
     };
-    if room.access_level == AccessLevel::Public {
-        return Ok(());
-    }
     let update = ParticipantUpdate {
         permission: Some(held_permission()),
         ..ParticipantUpdate::default()
@@ -155,11 +163,8 @@ pub fn on_participant_joined(
     .map_err(|error| livekit_failed(&error))?;
     let name = crate::telephony::api::masked_number(calling_number(participant));
     phone_lobby::hold_sip_participant(services, &room, &participant.identity, &name)?;
-    // The admins hear of the caller like of a web guest; best effort: the
-    // caller is held and listed either way.
-    if let Err(error) = crate::lobby::api::notify_waiting(services, &room.id) {
-        eprintln!("telephony: the lobby notification of a SIP caller failed: {error}");
-    }
+    // The admins hear of the caller like of a web guest.
+    crate::lobby::api::notify_waiting_best_effort(services, &room.id, "a SIP caller");
     Ok(())
 }
 
@@ -170,15 +175,9 @@ pub fn on_participant_left(
     room_name: &str,
     participant: &ParticipantInfo,
 ) -> Result<(), ApiError> {
-    if participant.kind != ParticipantKind::Sip {
-        return Ok(());
-    }
-    let Some(room) = telephony_room(services, room_name)? else {
+    let Some(room) = lobby_room_of_sip_caller(services, room_name, participant)? else {
         return Ok(());
     };
-    if room.access_level == AccessLevel::Public {
-        return Ok(());
-    }
     phone_lobby::release_sip_participant(services, &room, &participant.identity)
 }
 
