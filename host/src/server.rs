@@ -8,15 +8,17 @@
 //! stderr:
 //!
 //! ```text
-//! METHOD PATH COMPONENT STATUS DURATIONms sql=N[ error: CAUSE]
+//! METHOD PATH COMPONENT STATUS DURATIONms sql=N vars=M[ error: CAUSE]
 //! ```
 //!
-//! `sql=N` counts the guest's `execute` calls; the line is written before
+//! `sql=N` counts the guest's `execute` calls and `vars=M` its variable
+//! reads (each one resolved again, as in Spin); the line is written before
 //! the last byte of the response is handed to the connection, so a client
 //! that has read the whole response finds it in the log.
 
 use crate::app::{App, LoadedComponent};
 use crate::routes::RouteMatch;
+use crate::state::RequestCounters;
 use anyhow::{anyhow, Result};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
@@ -27,7 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -150,22 +152,28 @@ struct RequestLog {
     path: String,
     component: String,
     start: Instant,
-    sql: Option<Arc<AtomicU32>>,
+    counters: Option<Arc<RequestCounters>>,
 }
 
 impl RequestLog {
     fn write(&self, status: u16, cause: Option<&str>) {
         let ms = self.start.elapsed().as_secs_f64() * 1000.0;
-        let sql = self
-            .sql
-            .as_ref()
-            .map_or(0, |count| count.load(Ordering::Relaxed));
+        let (sql, vars) = self.counters.as_ref().map_or((0, 0), |counters| {
+            (
+                counters.sql.load(Ordering::Relaxed),
+                counters.variables.load(Ordering::Relaxed),
+            )
+        });
         let (method, path, component) = (&self.method, &self.path, &self.component);
         match cause {
-            None => eprintln!("{method} {path} {component} {status} {ms:.3}ms sql={sql}"),
+            None => {
+                eprintln!("{method} {path} {component} {status} {ms:.3}ms sql={sql} vars={vars}")
+            }
             Some(cause) => {
                 let cause = one_line(cause);
-                eprintln!("{method} {path} {component} {status} {ms:.3}ms sql={sql} error: {cause}")
+                eprintln!(
+                    "{method} {path} {component} {status} {ms:.3}ms sql={sql} vars={vars} error: {cause}"
+                )
             }
         }
     }
@@ -188,7 +196,7 @@ async fn handle(
         path: req.uri().path().to_string(),
         component: "-".to_string(),
         start,
-        sql: None,
+        counters: None,
     };
     let path = log.path.clone();
     let Some(route) = server.app.router.route(&path) else {
@@ -436,7 +444,7 @@ async fn run_component(
     let permits = acquire_slots(server, &component, deadline).await?;
 
     let mut store = component.new_store(&server.app.engine, deadline);
-    log.sql = Some(store.data().sql_statements());
+    log.counters = Some(store.data().counters());
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let guest = component.clone();
     // The guest runs in its own task: it may keep streaming the body after

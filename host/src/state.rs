@@ -5,7 +5,7 @@ use crate::bindings::variables::{self as wit, Error};
 use crate::outbound::AllowedHosts;
 use crate::sqlite::{SqliteCtx, SqliteView};
 use crate::variables::{is_valid_name, VariableResolver};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -65,7 +65,16 @@ pub struct HostState {
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     policy: ComponentPolicy,
-    sql_statements: Arc<AtomicU32>,
+    counters: Arc<RequestCounters>,
+}
+
+/// What one request's guest asked of the host, for its log line: SQL
+/// statements executed (each a round trip on libSQL) and variable reads
+/// (each resolved again, as in Spin).
+#[derive(Debug, Default)]
+pub struct RequestCounters {
+    pub sql: AtomicU32,
+    pub variables: AtomicU32,
 }
 
 impl HostState {
@@ -102,26 +111,27 @@ impl HostState {
                 timeouts: policy.outbound_timeouts,
             },
             policy: policy.clone(),
-            sql_statements: Arc::new(AtomicU32::new(0)),
+            counters: Arc::default(),
         }
     }
 
-    /// The number of SQL statements this store's guest has executed so far.
-    pub fn sql_statements(&self) -> Arc<AtomicU32> {
-        self.sql_statements.clone()
+    /// What this store's guest has asked of the host so far.
+    pub fn counters(&self) -> Arc<RequestCounters> {
+        self.counters.clone()
     }
 
     fn sqlite(&mut self) -> SqliteView<'_> {
         SqliteView {
             ctx: &self.policy.sqlite,
             table: &mut self.table,
-            statements: &self.sql_statements,
+            statements: &self.counters.sql,
         }
     }
 
     fn variables(&mut self) -> VariablesView<'_> {
         VariablesView {
             resolver: &self.policy.variables,
+            reads: &self.counters.variables,
         }
     }
 }
@@ -217,6 +227,7 @@ impl WasiHttpHooks for OutboundHooks {
 /// The variables of one component.
 pub struct VariablesView<'a> {
     resolver: &'a VariableResolver,
+    reads: &'a AtomicU32,
 }
 
 struct HasVariables;
@@ -227,6 +238,7 @@ impl HasData for HasVariables {
 
 impl wit::Host for VariablesView<'_> {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         if !is_valid_name(&name) {
             return Ok(Err(Error::InvalidName(name)));
         }

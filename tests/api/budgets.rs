@@ -39,6 +39,11 @@ fn hot_paths_run_within_their_statement_budgets() {
         "/api/v1.0/config/",
     );
     assert_eq!((status, sql), (200, 0), "config/");
+    // Variable reads are host calls Spin resolves again each time: config/
+    // reads its 17 settings as one bundle, and a bodiless request does not
+    // read the body limit.
+    let logged = app.last_logged("GET", "/api/v1.0/config/");
+    assert_eq!(logged.vars, 1, "config/ reads one variable");
 
     // A browser session.
     log_in(&app);
@@ -131,6 +136,12 @@ fn hot_paths_run_within_their_statement_budgets() {
     );
     assert_eq!((status, sql), (200, 1), "GET rooms/<slug>/ anonymously");
     assert!(body["livekit"]["token"].is_string());
+    // LiveKit's URL, key and secret, nothing else.
+    assert_eq!(
+        app.last_logged("GET", slug).vars,
+        3,
+        "GET rooms/<slug>/ anonymously"
+    );
 
     // The owner deletes in one statement too.
     let (status, _, sql) = measured(

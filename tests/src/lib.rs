@@ -320,7 +320,7 @@ impl Drop for TestApp {
 }
 
 /// One request as the host logs it:
-/// `METHOD PATH COMPONENT STATUS DURATIONms sql=N[ error: CAUSE]`.
+/// `METHOD PATH COMPONENT STATUS DURATIONms sql=N vars=M[ error: CAUSE]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoggedRequest {
     pub method: String,
@@ -331,6 +331,8 @@ pub struct LoggedRequest {
     pub duration_ms: f64,
     /// SQL statements the request executed.
     pub sql: u32,
+    /// Variables the request read.
+    pub vars: u32,
     /// Why the request failed, when the host says.
     pub error: Option<String>,
 }
@@ -352,6 +354,7 @@ impl LoggedRequest {
         let status = fields.next()?.parse().ok()?;
         let duration_ms = fields.next()?.strip_suffix("ms")?.parse().ok()?;
         let sql = fields.next()?.strip_prefix("sql=")?.parse().ok()?;
+        let vars = fields.next()?.strip_prefix("vars=")?.parse().ok()?;
         if fields.next().is_some() {
             return None;
         }
@@ -362,6 +365,7 @@ impl LoggedRequest {
             status,
             duration_ms,
             sql,
+            vars,
             error,
         })
     }
@@ -435,15 +439,16 @@ mod tests {
 
     #[test]
     fn host_log_lines_parse_and_other_lines_do_not() {
-        let ok = LoggedRequest::parse("GET /api/v1.0/config/ identity 200 1.250ms sql=2").unwrap();
+        let ok = LoggedRequest::parse("GET /api/v1.0/config/ identity 200 1.250ms sql=2 vars=19")
+            .unwrap();
         assert_eq!(
             (ok.method.as_str(), ok.path.as_str(), ok.component.as_str()),
             ("GET", "/api/v1.0/config/", "identity")
         );
-        assert_eq!((ok.status, ok.sql, ok.error), (200, 2, None));
+        assert_eq!((ok.status, ok.sql, ok.vars, ok.error), (200, 2, 19, None));
         assert!((ok.duration_ms - 1.25).abs() < 1e-9);
         let failed = LoggedRequest::parse(
-            "POST /x rooms 503 10.000ms sql=0 error: no free instance of `rooms` within 10.0 s",
+            "POST /x rooms 503 10.000ms sql=0 vars=0 error: no free instance of `rooms` within 10.0 s",
         )
         .unwrap();
         assert_eq!(failed.status, 503);

@@ -2,7 +2,7 @@
 //! It also owns every `/api/v1.0/` path no other component claims, so that
 //! unknown API paths get a JSON 404, and the API root `/api/v1.0/`.
 
-use meet_core::identity::config::frontend_config;
+use meet_core::identity::config::bundled_frontend_config;
 use meet_core::identity::{api as users_api, login};
 use meet_core::ports::Services;
 use meet_core::routing::{method_not_allowed, Resolution, Router};
@@ -72,6 +72,6 @@ fn route(request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiEr
 }
 
 fn config(_request: &ApiRequest, services: &Services) -> Result<ApiResponse, ApiError> {
-    let payload = frontend_config(&services.settings())?;
+    let payload = bundled_frontend_config(services.variables)?;
     Ok(ApiResponse::json(200, &payload))
 }

@@ -133,6 +133,68 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
+/// Several settings read with one variable get: a component variable whose
+/// template joins the settings' own variables with [`BUNDLE_SEPARATOR`]
+/// (`"{{ a }}\u001F{{ b }}"` in `spin.toml`). Every get is a host call that
+/// Spin resolves again, so an endpoint that needs many settings at once
+/// (`config/`: 17) reads them as one. The operator still sets each setting
+/// under its own name; the bundle is only the component's wiring.
+#[derive(Debug, Clone)]
+pub struct BundledVariables {
+    names: &'static [&'static str],
+    values: Vec<String>,
+}
+
+/// What separates the values of a [`BundledVariables`] (ASCII's unit
+/// separator, which no setting contains).
+pub const BUNDLE_SEPARATOR: char = '\u{1F}';
+
+impl BundledVariables {
+    /// Reads `bundle`, whose values are those of `names`, in order.
+    pub fn read(
+        variables: &dyn Variables,
+        bundle: &str,
+        names: &'static [&'static str],
+    ) -> Result<BundledVariables, SettingError> {
+        let values: Vec<String> = variables
+            .get(bundle)?
+            .split(BUNDLE_SEPARATOR)
+            .map(str::to_string)
+            .collect();
+        if values.len() != names.len() {
+            return Err(SettingError::new(
+                bundle,
+                format!(
+                    "must join {} values with U+001F (one of them contains U+001F, or spin.toml's template is not {})",
+                    names.len(),
+                    Self::template(names)
+                ),
+            ));
+        }
+        Ok(BundledVariables { names, values })
+    }
+
+    /// The component variable's template for `names`, as `spin.toml` must
+    /// declare it.
+    pub fn template(names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|name| format!("{{{{ {name} }}}}"))
+            .collect::<Vec<_>>()
+            .join(&BUNDLE_SEPARATOR.to_string())
+    }
+}
+
+impl Variables for BundledVariables {
+    fn get(&self, name: &str) -> Result<String, SettingError> {
+        self.names
+            .iter()
+            .position(|bundled| *bundled == name)
+            .and_then(|index| self.values.get(index).cloned())
+            .ok_or_else(|| SettingError::new(name, "is not in the bundle read for this request"))
+    }
+}
+
 /// Variables from a fixed list, for tests and native tools.
 #[derive(Debug, Clone, Default)]
 pub struct StaticVariables(pub Vec<(String, String)>);
@@ -207,6 +269,26 @@ mod tests {
         );
         assert!(settings.dict("empty").unwrap().is_empty());
         assert!(settings.dict("list").is_err());
+    }
+
+    #[test]
+    fn bundles_read_their_settings_by_name_and_refuse_a_wrong_count() {
+        const NAMES: &[&str] = &["a", "b", "c"];
+        assert_eq!(
+            BundledVariables::template(NAMES),
+            "{{ a }}\u{1F}{{ b }}\u{1F}{{ c }}"
+        );
+        let vars =
+            StaticVariables::new(&[("bundle", "x\u{1F}\u{1F}{\"k\": 1}"), ("bad", "x\u{1F}y")]);
+        let bundled = BundledVariables::read(&vars, "bundle", NAMES).unwrap();
+        let settings = Settings::new(&bundled);
+        assert_eq!(settings.string("a").unwrap(), "x");
+        assert_eq!(settings.optional_string("b").unwrap(), None);
+        assert_eq!(settings.dict("c").unwrap().len(), 1);
+        assert_eq!(settings.string("d").unwrap_err().variable, "d");
+        let error = BundledVariables::read(&vars, "bad", NAMES).unwrap_err();
+        assert_eq!(error.variable, "bad");
+        assert!(error.problem.contains("3 values"), "{}", error.problem);
     }
 
     #[test]

@@ -29,26 +29,24 @@ pub async fn serve(
     response_out: ResponseOutparam,
     handler: impl FnOnce(&ApiRequest) -> Result<ApiResponse, ApiError>,
 ) {
-    let response = match body_limit() {
-        Err(error) => ApiError::from(error).to_response(),
-        Ok(limit) => match to_api_request(request, limit) {
-            Ok(api_request) => respond(&api_request, handler),
-            Err(BodyError::TooLarge) => ApiError::Custom {
-                status: 413,
-                body: serde_json::json!({
-                    "detail": "Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE."
-                }),
+    let response = match to_api_request(request, &BodyLimit::default()) {
+        Ok(api_request) => respond(&api_request, handler),
+        Err(BodyError::Limit(error)) => ApiError::from(error).to_response(),
+        Err(BodyError::TooLarge) => ApiError::Custom {
+            status: 413,
+            body: serde_json::json!({
+                "detail": "Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE."
+            }),
+        }
+        .to_response(),
+        Err(BodyError::Unreadable(error)) => {
+            eprintln!("reading the request body failed: {error}");
+            ApiError::Custom {
+                status: 400,
+                body: serde_json::json!({"detail": "The request body could not be read."}),
             }
-            .to_response(),
-            Err(BodyError::Unreadable(error)) => {
-                eprintln!("reading the request body failed: {error}");
-                ApiError::Custom {
-                    status: 400,
-                    body: serde_json::json!({"detail": "The request body could not be read."}),
-                }
-                .to_response()
-            }
-        },
+            .to_response()
+        }
     };
     write_response(response_out, response).await;
 }
@@ -57,22 +55,36 @@ pub async fn serve(
 pub const DEFAULT_BODY_LIMIT: u64 = 1_048_576;
 
 /// The largest request body a component buffers
-/// (`data_upload_max_memory_size`, listed for every component).
-fn body_limit() -> Result<u64, SettingError> {
-    const NAME: &str = "data_upload_max_memory_size";
-    match spin_sdk::variables::get(NAME) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| SettingError::new(NAME, "must be a number of bytes")),
-        Err(error) => {
-            eprintln!("{NAME}: {error}; using {DEFAULT_BODY_LIMIT}");
-            Ok(DEFAULT_BODY_LIMIT)
-        }
+/// (`data_upload_max_memory_size`, listed for every component), read only
+/// once a request turns out to have a body: most requests have none, and
+/// every variable read is a host call resolved again.
+#[derive(Default)]
+struct BodyLimit(std::cell::OnceCell<Result<u64, SettingError>>);
+
+impl BodyLimit {
+    fn get(&self) -> Result<u64, BodyError> {
+        self.0
+            .get_or_init(|| {
+                const NAME: &str = "data_upload_max_memory_size";
+                match spin_sdk::variables::get(NAME) {
+                    Ok(text) => text
+                        .trim()
+                        .parse()
+                        .map_err(|_| SettingError::new(NAME, "must be a number of bytes")),
+                    Err(error) => {
+                        eprintln!("{NAME}: {error}; using {DEFAULT_BODY_LIMIT}");
+                        Ok(DEFAULT_BODY_LIMIT)
+                    }
+                }
+            })
+            .clone()
+            .map_err(BodyError::Limit)
     }
 }
 
 enum BodyError {
+    /// The limit itself is misconfigured.
+    Limit(SettingError),
     /// Larger than the limit: refused before it is buffered.
     TooLarge,
     Unreadable(String),
@@ -94,7 +106,7 @@ fn respond(
     response
 }
 
-fn to_api_request(request: IncomingRequest, limit: u64) -> Result<ApiRequest, BodyError> {
+fn to_api_request(request: IncomingRequest, limit: &BodyLimit) -> Result<ApiRequest, BodyError> {
     let method = match request.method() {
         SpinMethod::Get => Method::GET,
         SpinMethod::Head => Method::HEAD,
@@ -131,15 +143,17 @@ fn to_api_request(request: IncomingRequest, limit: u64) -> Result<ApiRequest, Bo
     let declared = api_request
         .header("content-length")
         .and_then(|length| length.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(BodyError::TooLarge);
+    if let Some(length) = declared.filter(|length| *length > 0) {
+        if length > limit.get()? {
+            return Err(BodyError::TooLarge);
+        }
     }
     api_request.body = read_request_body(request, limit)?;
     Ok(api_request)
 }
 
 /// The body, read chunk by chunk, at most `limit` bytes.
-fn read_request_body(request: IncomingRequest, limit: u64) -> Result<Vec<u8>, BodyError> {
+fn read_request_body(request: IncomingRequest, limit: &BodyLimit) -> Result<Vec<u8>, BodyError> {
     let unreadable = |what: &str| BodyError::Unreadable(what.to_string());
     let body = request
         .consume()
@@ -152,7 +166,9 @@ fn read_request_body(request: IncomingRequest, limit: u64) -> Result<Vec<u8>, Bo
         match stream.blocking_read(READ_CHUNK) {
             Ok(chunk) => {
                 bytes.extend_from_slice(&chunk);
-                if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
+                if !bytes.is_empty()
+                    && u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit.get()?
+                {
                     return Err(BodyError::TooLarge);
                 }
             }

@@ -2,7 +2,39 @@
 
 use serde_json::{json, Value};
 
-use crate::settings::{SettingError, Settings};
+use crate::settings::{BundledVariables, SettingError, Settings, Variables};
+
+/// The identity component's variable that bundles [`FRONTEND_CONFIG_SETTINGS`]
+/// (see [`BundledVariables`]): `config/` reads its 17 settings with one get.
+pub const FRONTEND_CONFIG_BUNDLE: &str = "frontend_config_settings";
+
+/// The settings of the `config/` payload, in the bundle's order.
+pub const FRONTEND_CONFIG_SETTINGS: &[&str] = &[
+    "language_code",
+    "recording_enable",
+    "recording_worker_classes",
+    "recording_expiration_days",
+    "frontend_custom_css_url",
+    "frontend_analytics",
+    "frontend_support",
+    "frontend_silence_livekit_debug",
+    "frontend_is_silent_login_enabled",
+    "frontend_feedback",
+    "frontend_use_french_gov_footer",
+    "frontend_use_proconnect_button",
+    "frontend_transcript",
+    "frontend_manifest_link",
+    "room_telephony_enabled",
+    "room_telephony_phone_number",
+    "room_telephony_default_country",
+];
+
+/// The `config/` payload from the component's variables, through the bundle.
+pub fn bundled_frontend_config(variables: &dyn Variables) -> Result<Value, SettingError> {
+    let bundled =
+        BundledVariables::read(variables, FRONTEND_CONFIG_BUNDLE, FRONTEND_CONFIG_SETTINGS)?;
+    frontend_config(&Settings::new(&bundled))
+}
 
 /// The egress services a recording mode can be handed to, named as the
 /// upstream worker classes are (the dotted module path is optional).
@@ -113,6 +145,28 @@ mod tests {
             ("room_telephony_phone_number", ""),
             ("room_telephony_default_country", "US"),
         ])
+    }
+
+    #[test]
+    fn the_manifest_bundles_exactly_the_settings_the_payload_reads() {
+        let manifest: toml::Table = include_str!("../../../../spin.toml").parse().unwrap();
+        let bundle = &manifest["component"]["identity"]["variables"][FRONTEND_CONFIG_BUNDLE];
+        assert_eq!(
+            bundle.as_str(),
+            Some(BundledVariables::template(FRONTEND_CONFIG_SETTINGS).as_str())
+        );
+        // Read through the bundle, the defaults give the same payload.
+        let vars = upstream_defaults();
+        let values: Vec<String> = FRONTEND_CONFIG_SETTINGS
+            .iter()
+            .map(|name| vars.get(name).unwrap())
+            .collect();
+        let mut bundled = vars.clone();
+        bundled.set(FRONTEND_CONFIG_BUNDLE, &values.join("\u{1F}"));
+        assert_eq!(
+            bundled_frontend_config(&bundled).unwrap(),
+            frontend_config(&Settings::new(&vars)).unwrap()
+        );
     }
 
     #[test]

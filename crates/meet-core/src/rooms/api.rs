@@ -554,10 +554,17 @@ fn retrieve_folded(
     path_value: &str,
 ) -> Result<Option<ApiResponse>, ApiError> {
     let credential = Credential::of(request)?;
+    let key = RoomKey::from_path(path_value);
+    if credential == Credential::Anonymous {
+        // No caller to resolve: the plain room read, without the caller's
+        // join and role sub-queries.
+        let view = room_store::find(services.db, &key, None)?;
+        return retrieve(request, services, &Caller::Anonymous, path_value, view).map(Some);
+    }
     let (record, view) = room_store::find_with_caller(
         services.db,
         &caller_query(&credential, None, services),
-        &RoomKey::from_path(path_value),
+        &key,
     )?;
     let Some(caller) = credential.resolved(record) else {
         return Ok(None);
