@@ -80,10 +80,12 @@ pub fn engine(limits: Limits) -> Result<Engine> {
         .max_memories_per_component(4)
         .max_tables_per_component(16)
         .max_memory_size(limits.max_memory_bytes)
-        // As Spin 4 sets them: a reused slot keeps up to 2 MiB of the memory
-        // and 512 KiB of the tables a request dirtied resident, reset by
-        // copying instead of unmapping, so the next request of the component
-        // takes no page faults (and no TLB shootdowns) on them.
+        // As Spin 4 sets them: a reused slot resets the lowest 2 MiB of its
+        // memory and 512 KiB of its tables in place (memset, and a copy of
+        // the data image) instead of unmapping them, so the next instance
+        // takes no page faults or TLB shootdowns there. The whole region is
+        // reset whatever a request touched: `pagemap_scan`, which would limit
+        // it to dirty pages, is off in Spin as by default.
         .linear_memory_keep_resident(2 << 20)
         .table_keep_resident(512 << 10)
         // wasmtime's default, which Spin keeps.
