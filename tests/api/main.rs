@@ -2,6 +2,7 @@
 
 mod accesses;
 mod budgets;
+mod components;
 mod config;
 mod conformance;
 mod conventions;
