@@ -1,6 +1,6 @@
 //! The request and response shapes the core works with, independent of Spin.
 
-use serde_json::Value;
+use serde::Serialize;
 
 pub use http::Method;
 
@@ -81,11 +81,13 @@ pub struct ApiResponse {
 }
 
 impl ApiResponse {
-    pub fn json(status: u16, body: &Value) -> ApiResponse {
+    /// A JSON body: a `Value`, or a typed payload serialized straight into it.
+    pub fn json(status: u16, body: &impl Serialize) -> ApiResponse {
         ApiResponse {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: body.to_string().into_bytes(),
+            // Our payloads have string keys only, the one way it could fail.
+            body: serde_json::to_vec(body).expect("a JSON payload with string keys"),
         }
     }
 

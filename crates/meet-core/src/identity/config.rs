@@ -1,6 +1,7 @@
 //! `GET /api/v1.0/config/`: the frontend's configuration, built from settings.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::settings::{BundledVariables, SettingError, Settings, Variables};
 
@@ -30,7 +31,7 @@ pub const FRONTEND_CONFIG_SETTINGS: &[&str] = &[
 ];
 
 /// The `config/` payload from the component's variables, through the bundle.
-pub fn bundled_frontend_config(variables: &dyn Variables) -> Result<Value, SettingError> {
+pub fn bundled_frontend_config(variables: &dyn Variables) -> Result<FrontendConfig, SettingError> {
     let bundled =
         BundledVariables::read(variables, FRONTEND_CONFIG_BUNDLE, FRONTEND_CONFIG_SETTINGS)?;
     frontend_config(&Settings::new(&bundled))
@@ -85,42 +86,81 @@ pub fn recording_workers(
         .collect()
 }
 
-/// The payload of `GET /config/`, keys in upstream order.
-pub fn frontend_config(settings: &Settings) -> Result<Value, SettingError> {
-    let available_modes: Vec<String> = recording_workers(settings)?
+/// The payload of `GET /config/`; fields serialize in upstream key order.
+/// Typed rather than a `Value` tree: serialized straight into the body, with
+/// no map of its own to build and hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrontendConfig {
+    #[serde(rename = "LANGUAGE_CODE")]
+    pub language_code: String,
+    pub recording: RecordingConfig,
+    pub custom_css_url: Option<String>,
+    pub analytics: Map<String, Value>,
+    pub support: Map<String, Value>,
+    pub silence_livekit_debug_logs: bool,
+    pub is_silent_login_enabled: bool,
+    pub feedback: Map<String, Value>,
+    pub use_french_gov_footer: bool,
+    pub use_proconnect_button: bool,
+    pub transcript: Map<String, Value>,
+    pub manifest_link: Option<String>,
+    pub telephony: TelephonyConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordingConfig {
+    pub is_enabled: bool,
+    pub available_modes: Vec<String>,
+    pub expiration_days: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TelephonyConfig {
+    pub enabled: bool,
+    pub phone_number: Option<String>,
+    pub default_country: String,
+}
+
+/// The payload of `GET /config/` from `settings`.
+pub fn frontend_config(settings: &Settings) -> Result<FrontendConfig, SettingError> {
+    let available_modes = recording_workers(settings)?
         .into_iter()
         .map(|(mode, _)| mode)
         .collect();
-    let object = |name| settings.dict(name).map(Value::Object);
-    Ok(json!({
-        "LANGUAGE_CODE": settings.string("language_code")?,
-        "recording": {
-            "is_enabled": settings.bool("recording_enable")?,
-            "available_modes": available_modes,
-            "expiration_days": settings.optional_u64("recording_expiration_days")?,
+    Ok(FrontendConfig {
+        language_code: settings.string("language_code")?,
+        recording: RecordingConfig {
+            is_enabled: settings.bool("recording_enable")?,
+            available_modes,
+            expiration_days: settings.optional_u64("recording_expiration_days")?,
         },
-        "custom_css_url": settings.optional_string("frontend_custom_css_url")?,
-        "analytics": object("frontend_analytics")?,
-        "support": object("frontend_support")?,
-        "silence_livekit_debug_logs": settings.bool("frontend_silence_livekit_debug")?,
-        "is_silent_login_enabled": settings.bool("frontend_is_silent_login_enabled")?,
-        "feedback": object("frontend_feedback")?,
-        "use_french_gov_footer": settings.bool("frontend_use_french_gov_footer")?,
-        "use_proconnect_button": settings.bool("frontend_use_proconnect_button")?,
-        "transcript": object("frontend_transcript")?,
-        "manifest_link": settings.optional_string("frontend_manifest_link")?,
-        "telephony": {
-            "enabled": settings.bool("room_telephony_enabled")?,
-            "phone_number": settings.optional_string("room_telephony_phone_number")?,
-            "default_country": settings.string("room_telephony_default_country")?,
+        custom_css_url: settings.optional_string("frontend_custom_css_url")?,
+        analytics: settings.dict("frontend_analytics")?,
+        support: settings.dict("frontend_support")?,
+        silence_livekit_debug_logs: settings.bool("frontend_silence_livekit_debug")?,
+        is_silent_login_enabled: settings.bool("frontend_is_silent_login_enabled")?,
+        feedback: settings.dict("frontend_feedback")?,
+        use_french_gov_footer: settings.bool("frontend_use_french_gov_footer")?,
+        use_proconnect_button: settings.bool("frontend_use_proconnect_button")?,
+        transcript: settings.dict("frontend_transcript")?,
+        manifest_link: settings.optional_string("frontend_manifest_link")?,
+        telephony: TelephonyConfig {
+            enabled: settings.bool("room_telephony_enabled")?,
+            phone_number: settings.optional_string("room_telephony_phone_number")?,
+            default_country: settings.string("room_telephony_default_country")?,
         },
-    }))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::settings::StaticVariables;
+    use serde_json::json;
+
+    fn payload(vars: &StaticVariables) -> Value {
+        serde_json::to_value(frontend_config(&Settings::new(vars)).unwrap()).unwrap()
+    }
 
     fn upstream_defaults() -> StaticVariables {
         StaticVariables::new(&[
@@ -172,7 +212,7 @@ mod tests {
     #[test]
     fn defaults_give_the_upstream_payload() {
         let vars = upstream_defaults();
-        let payload = frontend_config(&Settings::new(&vars)).unwrap();
+        let body = serde_json::to_string(&frontend_config(&Settings::new(&vars)).unwrap()).unwrap();
         let expected = json!({
             "LANGUAGE_CODE": "en-us",
             "recording": {"is_enabled": false, "available_modes": ["screen_recording", "transcript"], "expiration_days": null},
@@ -188,9 +228,8 @@ mod tests {
             "manifest_link": null,
             "telephony": {"enabled": false, "phone_number": null, "default_country": "US"}
         });
-        assert_eq!(payload, expected);
-        // Same key order as upstream, not just the same keys.
-        assert_eq!(payload.to_string(), expected.to_string());
+        // Same keys and values, in the same order as upstream.
+        assert_eq!(body, expected.to_string());
     }
 
     #[test]
@@ -200,9 +239,8 @@ mod tests {
             "recording_worker_classes",
             r#"{"transcript": "AudioCompositeEgressService"}"#,
         );
-        let payload = frontend_config(&Settings::new(&vars)).unwrap();
         assert_eq!(
-            payload["recording"]["available_modes"],
+            payload(&vars)["recording"]["available_modes"],
             json!(["transcript"])
         );
 
@@ -227,7 +265,7 @@ mod tests {
             r#"{"url": "https://feedback.example"}"#,
         );
         vars.set("frontend_custom_css_url", "https://x.example/a.css");
-        let payload = frontend_config(&Settings::new(&vars)).unwrap();
+        let payload = payload(&vars);
         assert_eq!(payload["recording"]["is_enabled"], json!(true));
         assert_eq!(payload["recording"]["expiration_days"], json!(7));
         assert_eq!(
