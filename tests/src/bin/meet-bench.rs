@@ -2,7 +2,7 @@
 //!
 //! Serves the app on the project's host with a fresh database, together with
 //! the baseline component (`tests/baseline`: a constant answer, one indexed
-//! `SELECT`), and loads each endpoint at 32 concurrent connections, printing
+//! `SELECT`, one indexed `UPDATE`), and loads each endpoint at 32 concurrent connections, printing
 //! requests/s and latency percentiles, each app endpoint next to its
 //! baseline, plus the time to instantiate a component.
 //!
@@ -440,6 +440,11 @@ fn main() -> anyhow::Result<()> {
     )];
     let paths = Paths {
         select: format!("/baseline/select?slug={ROOM_SLUG}"),
+        write: LoadRequest::post_json(
+            &format!("/baseline/write?slug={ROOM_SLUG}"),
+            &[],
+            LoadBody::Empty,
+        ),
         room: format!("/api/v1.0/rooms/{ROOM_SLUG}/?username=Guest"),
         poll: LoadRequest::post_json(
             &format!("/api/v1.0/rooms/{LOBBY_SLUG}/request-entry/"),
@@ -472,6 +477,8 @@ const RECORDINGS: &str = "/api/v1.0/recordings/";
 
 struct Paths {
     select: String,
+    /// The one-write baseline, the poll's yardstick.
+    write: LoadRequest,
     room: String,
     /// A waiting guest's poll (its entry exists after the warm-up).
     poll: LoadRequest,
@@ -512,6 +519,16 @@ fn file_bench_targets(bench: &Bench, paths: &Paths) -> anyhow::Result<Measured> 
         (
             "select",
             "baseline GET /baseline/select (one indexed SELECT)",
+        ),
+        0.9,
+        None,
+    );
+    compare_rounds(
+        "POST /api/v1.0/rooms/<slug>/request-entry/ (waiting guest's poll, cookie)",
+        bench.alternate(&paths.write, &paths.poll)?,
+        (
+            "one-write",
+            "baseline POST /baseline/write (one indexed UPDATE)",
         ),
         0.9,
         None,
