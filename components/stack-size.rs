@@ -9,7 +9,7 @@
 //! wasm locals cannot. An overflow runs below address 0 and traps: it never
 //! overwrites data.
 
-/// Checked by `tests/api/host.rs` (the components' data start there).
+/// Checked by `tests/api/components.rs` (the components' data start there).
 const STACK_BYTES: u32 = 256 * 1024;
 
 fn main() {
