@@ -82,12 +82,20 @@ pub struct ApiResponse {
 
 impl ApiResponse {
     /// A JSON body: a `Value`, or a typed payload serialized straight into it.
+    /// A payload that cannot be serialized (only a map with non-string keys
+    /// could fail) is a 500 with a DRF body, never a panic.
     pub fn json(status: u16, body: &impl Serialize) -> ApiResponse {
+        let (status, body) = match serde_json::to_vec(body) {
+            Ok(body) => (status, body),
+            Err(_) => (
+                500,
+                br#"{"detail":"The response could not be serialized."}"#.to_vec(),
+            ),
+        };
         ApiResponse {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
-            // Our payloads have string keys only, the one way it could fail.
-            body: serde_json::to_vec(body).expect("a JSON payload with string keys"),
+            body,
         }
     }
 
@@ -116,6 +124,18 @@ impl ApiResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_that_cannot_be_serialized_is_a_500_not_a_panic() {
+        let mut map = std::collections::HashMap::new();
+        map.insert((1, 2), "a key JSON cannot hold");
+
+        let response = ApiResponse::json(200, &map);
+
+        assert_eq!(response.status, 500);
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(body["detail"], "The response could not be serialized.");
+    }
 
     #[test]
     fn splits_path_and_decodes_query() {
