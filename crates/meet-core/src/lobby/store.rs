@@ -130,7 +130,7 @@ pub fn poll(
              RETURNING room_id, participant_id, status, username, color, \
                created_by = ?9 AS created, {}",
             caller.cte,
-            CallerQuery::returning_columns(),
+            caller.returning_column(),
         ),
         &caller.with_params(vec![
             value.as_str().into(),
@@ -150,7 +150,7 @@ pub fn poll(
             entry: entry_of(&row)?,
             created: row.boolean("created")?,
         };
-        return Ok(Some((CallerRecord::from_row(&row)?, poll)));
+        return Ok(Some((CallerRecord::from_returning(&row)?, poll)));
     }
     let result = db.execute(
         &format!(

@@ -309,7 +309,7 @@ pub fn create(
                  SELECT ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, caller.user_id FROM caller \
                  RETURNING {}",
                 owner.cte,
-                CallerQuery::returning_columns()
+                owner.returning_column()
             ),
             &owner.with_params(vec![
                 room.id.into(),
@@ -325,7 +325,7 @@ pub fn create(
         )
         .map_err(classify)?;
     let record = match rows(&result).next() {
-        Some(row) => CallerRecord::from_row(&row).map_err(RoomWriteError::Db)?,
+        Some(row) => CallerRecord::from_returning(&row).map_err(RoomWriteError::Db)?,
         None => None,
     };
     Ok(record)
@@ -365,7 +365,7 @@ pub fn update_as_caller(
                 sql_rank_of_user("meet_room.id", "(SELECT user_id FROM caller)"),
                 Role::Administrator.rank(),
                 view_columns("meet_room", "(SELECT user_id FROM caller)"),
-                CallerQuery::returning_columns()
+                caller.returning_column()
             ),
             &caller.with_params(vec![
                 value.into(),
@@ -380,7 +380,7 @@ pub fn update_as_caller(
     let Some(row) = rows(&result).next() else {
         return Ok(None);
     };
-    let caller = CallerRecord::from_row(&row).map_err(RoomWriteError::Db)?;
+    let caller = CallerRecord::from_returning(&row).map_err(RoomWriteError::Db)?;
     let view = view_from_row(&row).map_err(RoomWriteError::Db)?;
     Ok(Some((caller, view)))
 }
