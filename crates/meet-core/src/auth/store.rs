@@ -151,6 +151,18 @@ impl CallerQuery {
         }
     }
 
+    /// Whether the CTE has its row, as an SQL condition: a constant for an
+    /// anonymous credential, which SQLite then needs no sub-query to plan
+    /// (every request prepares its statements afresh, see
+    /// [`CallerQuery::returning_column`]).
+    pub fn exists(&self) -> &'static str {
+        if self.matches_nobody {
+            "0"
+        } else {
+            "EXISTS (SELECT 1 FROM caller)"
+        }
+    }
+
     /// The caller's row for `RETURNING` (which cannot join), read back by
     /// [`CallerRecord::from_returning`]: one column, [`RETURNED_CALLER`],
     /// with the row's [`CALLER_COLUMNS`] as a JSON array, NULL without a

@@ -105,9 +105,9 @@ pub fn poll(
                (room_id, participant_id, status, username, color, expires_at, created_by, \
                 polls, polls_window_ends) \
              SELECT r.id, ?5, 'waiting', ?6, ?7, ?8, ?9, 1, ?10 + ?13 FROM meet_room r \
-             WHERE r.{column} = ?4 AND (NOT ?11 OR EXISTS (SELECT 1 FROM caller)) \
+             WHERE r.{column} = ?4 AND (NOT ?11 OR {exists}) \
                AND (r.access_level = 'restricted' \
-                    OR (r.access_level = 'trusted' AND NOT EXISTS (SELECT 1 FROM caller))) \
+                    OR (r.access_level = 'trusted' AND NOT {exists})) \
              ON CONFLICT (room_id, participant_id) DO UPDATE SET \
                status = CASE WHEN meet_lobby_entry.expires_at <= ?10 THEN 'waiting' \
                         ELSE meet_lobby_entry.status END, \
@@ -131,6 +131,7 @@ pub fn poll(
                created_by = ?9 AS created, {}",
             caller.cte,
             caller.returning_column(),
+            exists = caller.exists(),
         ),
         &caller.with_params(vec![
             value.as_str().into(),
@@ -157,11 +158,12 @@ pub fn poll(
             "WITH {} SELECT caller.*, r.id AS found_room_id, e.room_id, e.participant_id, \
                e.status, e.username, e.color, e.polls_window_ends, \
                (r.access_level = 'restricted' OR (r.access_level = 'trusted' \
-                 AND NOT EXISTS (SELECT 1 FROM caller))) AS lobby_applies \
+                 AND NOT {exists})) AS lobby_applies \
              FROM (SELECT 1) LEFT JOIN caller ON 1 LEFT JOIN meet_room r ON r.{column} = ?4 \
              LEFT JOIN meet_lobby_entry e \
                ON e.room_id = r.id AND e.participant_id = ?5 AND e.expires_at > ?6",
             caller.cte,
+            exists = caller.exists(),
         ),
         &caller.with_params(vec![
             value.as_str().into(),
