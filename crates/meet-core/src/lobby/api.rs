@@ -84,11 +84,12 @@ fn entry_json(entry: &Entry, status: &str, livekit: Value) -> Value {
 }
 
 /// `POST rooms/{id}/request-entry/` (lobby.md §4). One statement while the
-/// caller waits: a logged-in caller is resolved by the lobby statement
-/// itself, an anonymous guest with its lobby cookie is throttled by its
-/// entry in that statement. A guest without a cookie counts its address's
-/// throttle first (two); a poll no entry counts (the lobby does not apply,
-/// or no such room) counts the cookie's throttle after it.
+/// caller waits, two for the poll that creates the entry (see
+/// [`store::poll`]): a logged-in caller is resolved by the lobby statements
+/// themselves, an anonymous guest with its lobby cookie is throttled by its
+/// entry in them. A guest without a cookie counts its address's throttle
+/// first, then creates its entry (two); a poll no entry counts (the lobby
+/// does not apply, or no such room) counts the cookie's throttle after it.
 pub fn request_entry(
     request: &ApiRequest,
     services: &Services,
@@ -127,6 +128,7 @@ pub fn request_entry(
         ttl_seconds: settings.u64("lobby_waiting_timeout")?,
         request_token: &request_token,
         rate: None,
+        new_participant: lobby_cookie.is_none(),
     };
     let key = RoomKey::from_path(path_value);
     let mut counted_by_entry = false;

@@ -52,8 +52,8 @@ pub enum Poll {
     /// The caller is in the lobby: the entry after this poll, and whether
     /// this poll created it (then the admins are to be notified).
     Lobby { entry: Entry, created: bool },
-    /// The entry's poll throttle refused this poll (nothing was written):
-    /// the window ends in `retry_after_ms`.
+    /// The entry's poll throttle refused this poll (its time to live was
+    /// not refreshed): the window ends in `retry_after_ms`.
     Throttled { retry_after_ms: i64 },
 }
 
@@ -76,16 +76,26 @@ pub struct Waiting<'a> {
     /// The throttle to enforce on an existing entry (anonymous polls with
     /// a lobby cookie), `None` for callers who are not throttled.
     pub rate: Option<PollRate>,
+    /// The participant id was made up by this request: it can have no
+    /// entry yet, so the poll goes straight to creating one.
+    pub new_participant: bool,
 }
 
-/// One poll, in one statement when the caller waits in the lobby: creates
-/// the waiting entry (absent or expired), refreshes a waiting entry's time
-/// to live, leaves an accepted or denied one as it is. The lobby applies
-/// to `restricted` rooms and, for anonymous callers, to `trusted` ones.
-/// Otherwise (bypass, or no room) a second statement reads the room and
-/// the entry. The caller is resolved by the same statements (`caller`);
-/// with `require_caller` nothing is written unless the caller row exists,
-/// and `None` means it did not (the full path must tell why).
+/// One poll. The lobby applies to `restricted` rooms and, for anonymous
+/// callers, to `trusted` ones; the caller is resolved by the same
+/// statements (`caller`), and with `require_caller` nothing is written
+/// unless the caller row exists (`None` means it did not: the full path
+/// must tell why).
+///
+/// A waiting guest polls every second, so the poll of a live entry is one
+/// `UPDATE`, the cheapest statement that can do it: every request prepares
+/// its statements afresh (a new connection per component instance), and
+/// the upsert that creates entries takes several times longer to prepare
+/// than the write itself. When no live entry was there, a second statement
+/// (the first for a new participant) creates the waiting entry (absent or
+/// expired); when the lobby does not apply (bypass, or no room: polls the
+/// frontend does not make, it polls only when the room's retrieve said the
+/// lobby applies), a third reads the room and the entry.
 pub fn poll(
     db: &dyn Database,
     caller: &CallerQuery,
@@ -94,54 +104,146 @@ pub fn poll(
     waiting: &Waiting,
     now: OffsetDateTime,
 ) -> Result<Option<(Option<CallerRecord>, Poll)>, DbError> {
-    let (column, value) = match key {
+    if !waiting.new_participant {
+        if let Some(polled) = poll_live_entry(db, caller, require_caller, key, waiting, now)? {
+            return Ok(Some(polled));
+        }
+    }
+    create_or_read(db, caller, require_caller, key, waiting, now)
+}
+
+/// `WHERE` of the room whose lobby applies to the caller, by `column`
+/// bound to `?4`, with `?5` telling whether the caller row is required.
+fn room_with_lobby(column: &str, caller: &CallerQuery) -> String {
+    let exists = caller.exists();
+    format!(
+        "r.{column} = ?4 AND (NOT ?5 OR {exists}) \
+         AND (r.access_level = 'restricted' \
+              OR (r.access_level = 'trusted' AND NOT {exists}))"
+    )
+}
+
+/// The poll of a live entry where the lobby applies, in one `UPDATE`:
+/// counts the poll in the entry's throttle window and refreshes a waiting
+/// entry's time to live, unless the throttle refuses the poll (then the
+/// counter runs on past the limit until the window ends, which refuses
+/// the same polls as not counting them). `None` when there is no such
+/// entry (nothing was written).
+fn poll_live_entry(
+    db: &dyn Database,
+    caller: &CallerQuery,
+    require_caller: bool,
+    key: &RoomKey,
+    waiting: &Waiting,
+    now: OffsetDateTime,
+) -> Result<Option<(Option<CallerRecord>, Poll)>, DbError> {
+    let (column, value) = key_column(key);
+    let refused = "?10 IS NOT NULL AND polls_window_ends > ?8 AND polls >= ?10";
+    let result = db.execute(
+        &format!(
+            "WITH {} UPDATE meet_lobby_entry SET \
+               expires_at = CASE WHEN status = 'waiting' AND NOT ({refused}) THEN ?7 \
+                            ELSE expires_at END, \
+               polls = CASE WHEN polls_window_ends <= ?8 THEN 1 ELSE polls + 1 END, \
+               polls_window_ends = CASE WHEN polls_window_ends <= ?8 THEN ?8 + ?9 \
+                                   ELSE polls_window_ends END \
+             WHERE room_id = (SELECT r.id FROM meet_room r WHERE {}) \
+               AND participant_id = ?6 AND expires_at > ?8 \
+             RETURNING room_id, participant_id, status, username, color, polls_window_ends, \
+               ?10 IS NOT NULL AND polls > ?10 AS refused, {}",
+            caller.cte,
+            room_with_lobby(column, caller),
+            caller.returning_column(),
+        ),
+        &caller.with_params(vec![
+            value.as_str().into(),
+            require_caller.into(),
+            waiting.participant_id.into(),
+            expiry(now, waiting.ttl_seconds).into(),
+            millis(now).into(),
+            waiting.rate.map_or(0, |rate| rate.period_ms).into(),
+            waiting.rate.map(|rate| rate.requests).into(),
+        ]),
+    )?;
+    let Some(row) = rows(&result).next() else {
+        return Ok(None);
+    };
+    let poll = if row.boolean("refused")? {
+        let window_ends = row.integer("polls_window_ends")?;
+        Poll::Throttled {
+            retry_after_ms: window_ends.saturating_sub(millis(now)).max(0),
+        }
+    } else {
+        Poll::Lobby {
+            entry: entry_of(&row)?,
+            created: false,
+        }
+    };
+    Ok(Some((CallerRecord::from_returning(&row)?, poll)))
+}
+
+fn key_column(key: &RoomKey) -> (&'static str, &String) {
+    match key {
         RoomKey::Id(id) => ("id", id),
         RoomKey::Slug(slug) => ("slug", slug),
-    };
+    }
+}
+
+/// The poll without a live entry: creates the waiting entry in one
+/// statement when the lobby applies (an entry created meanwhile by a
+/// concurrent poll is polled as [`poll_live_entry`] would), else reads the
+/// room and the entry.
+fn create_or_read(
+    db: &dyn Database,
+    caller: &CallerQuery,
+    require_caller: bool,
+    key: &RoomKey,
+    waiting: &Waiting,
+    now: OffsetDateTime,
+) -> Result<Option<(Option<CallerRecord>, Poll)>, DbError> {
+    let (column, value) = key_column(key);
     let now_ms = millis(now);
     let result = db.execute(
         &format!(
             "WITH {} INSERT INTO meet_lobby_entry \
                (room_id, participant_id, status, username, color, expires_at, created_by, \
                 polls, polls_window_ends) \
-             SELECT r.id, ?5, 'waiting', ?6, ?7, ?8, ?9, 1, ?10 + ?13 FROM meet_room r \
-             WHERE r.{column} = ?4 AND (NOT ?11 OR {exists}) \
-               AND (r.access_level = 'restricted' \
-                    OR (r.access_level = 'trusted' AND NOT {exists})) \
+             SELECT r.id, ?6, 'waiting', ?7, ?8, ?9, ?10, 1, ?11 + ?13 FROM meet_room r \
+             WHERE {} \
              ON CONFLICT (room_id, participant_id) DO UPDATE SET \
-               status = CASE WHEN meet_lobby_entry.expires_at <= ?10 THEN 'waiting' \
+               status = CASE WHEN meet_lobby_entry.expires_at <= ?11 THEN 'waiting' \
                         ELSE meet_lobby_entry.status END, \
-               username = CASE WHEN meet_lobby_entry.expires_at <= ?10 THEN excluded.username \
+               username = CASE WHEN meet_lobby_entry.expires_at <= ?11 THEN excluded.username \
                           ELSE meet_lobby_entry.username END, \
-               color = CASE WHEN meet_lobby_entry.expires_at <= ?10 THEN excluded.color \
+               color = CASE WHEN meet_lobby_entry.expires_at <= ?11 THEN excluded.color \
                        ELSE meet_lobby_entry.color END, \
-               created_by = CASE WHEN meet_lobby_entry.expires_at <= ?10 THEN excluded.created_by \
+               created_by = CASE WHEN meet_lobby_entry.expires_at <= ?11 THEN excluded.created_by \
                             ELSE meet_lobby_entry.created_by END, \
-               expires_at = CASE WHEN meet_lobby_entry.expires_at <= ?10 \
+               expires_at = CASE WHEN meet_lobby_entry.expires_at <= ?11 \
                               OR meet_lobby_entry.status = 'waiting' THEN excluded.expires_at \
                             ELSE meet_lobby_entry.expires_at END, \
-               polls = CASE WHEN meet_lobby_entry.polls_window_ends <= ?10 THEN 1 \
+               polls = CASE WHEN meet_lobby_entry.polls_window_ends <= ?11 THEN 1 \
                        ELSE meet_lobby_entry.polls + 1 END, \
-               polls_window_ends = CASE WHEN meet_lobby_entry.polls_window_ends <= ?10 \
+               polls_window_ends = CASE WHEN meet_lobby_entry.polls_window_ends <= ?11 \
                                    THEN excluded.polls_window_ends \
                                    ELSE meet_lobby_entry.polls_window_ends END \
-             WHERE ?12 IS NULL OR meet_lobby_entry.polls_window_ends <= ?10 \
+             WHERE ?12 IS NULL OR meet_lobby_entry.polls_window_ends <= ?11 \
                OR meet_lobby_entry.polls < ?12 \
              RETURNING room_id, participant_id, status, username, color, \
-               created_by = ?9 AS created, {}",
+               created_by = ?10 AS created, {}",
             caller.cte,
+            room_with_lobby(column, caller),
             caller.returning_column(),
-            exists = caller.exists(),
         ),
         &caller.with_params(vec![
             value.as_str().into(),
+            require_caller.into(),
             waiting.participant_id.into(),
             waiting.username.into(),
             waiting.color.into(),
             expiry(now, waiting.ttl_seconds).into(),
             waiting.request_token.into(),
             now_ms.into(),
-            require_caller.into(),
             waiting.rate.map(|rate| rate.requests).into(),
             waiting.rate.map_or(0, |rate| rate.period_ms).into(),
         ]),
@@ -348,4 +450,123 @@ pub fn clear_room(db: &dyn Database, room_id: &str) -> Result<(), DbError> {
         &[SqlValue::from(room_id)],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Credential;
+    use crate::native::migrated_database;
+    use time::Duration;
+
+    const ROOM: &str = "00000000-0000-4000-8000-000000000001";
+
+    /// The polls' clock starts now: the purge trigger deletes entries that
+    /// expired by the database's own clock.
+    fn t0() -> OffsetDateTime {
+        OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
+    }
+
+    fn restricted_room() -> impl Database {
+        let db = migrated_database().unwrap();
+        db.execute(
+            "INSERT INTO meet_room (id, created_at, updated_at, name, slug, access_level) \
+             VALUES (?1, 'now', 'now', 'Lobby', 'lobby', 'restricted')",
+            &[ROOM.into()],
+        )
+        .unwrap();
+        db
+    }
+
+    /// An anonymous guest's poll with a cookie at `t0 + seconds`.
+    fn poll_at(
+        db: &dyn Database,
+        t0: OffsetDateTime,
+        seconds: i64,
+        ttl_seconds: u64,
+        rate: Option<PollRate>,
+    ) -> Poll {
+        let at = t0 + Duration::seconds(seconds);
+        let request_token = format!("request at {seconds}");
+        let waiting = Waiting {
+            participant_id: "0123456789abcdef0123456789abcdef",
+            username: "Guest",
+            color: "#123456",
+            ttl_seconds,
+            request_token: &request_token,
+            rate,
+            new_participant: false,
+        };
+        let caller = CallerQuery::of(&Credential::Anonymous, None, at);
+        let key = RoomKey::Slug("lobby".into());
+        poll(db, &caller, false, &key, &waiting, at)
+            .unwrap()
+            .unwrap()
+            .1
+    }
+
+    fn expires_at(db: &dyn Database) -> i64 {
+        let result = db
+            .execute("SELECT expires_at FROM meet_lobby_entry", &[])
+            .unwrap();
+        let expires_at = rows(&result).next().unwrap().integer("expires_at").unwrap();
+        expires_at
+    }
+
+    fn created(poll: Poll) -> bool {
+        match poll {
+            Poll::Lobby { entry, created } => {
+                assert_eq!(
+                    (entry.status.as_str(), entry.room_id.as_str()),
+                    ("waiting", ROOM)
+                );
+                created
+            }
+            other => panic!("not a lobby poll: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_entry_counts_polls_per_window_and_a_refused_poll_does_not_refresh_it() {
+        let db = restricted_room();
+        let rate = Some(PollRate {
+            requests: 2,
+            period_ms: 10_000,
+        });
+        let t0 = t0();
+        let at = |seconds: i64| millis(t0 + Duration::seconds(seconds));
+        assert!(created(poll_at(&db, t0, 0, 60, rate)));
+        assert!(!created(poll_at(&db, t0, 1, 60, rate)));
+        assert_eq!(expires_at(&db), at(61), "refreshed");
+        for (second, retry_after_ms) in [(2, 8_000), (3, 7_000)] {
+            assert_eq!(
+                poll_at(&db, t0, second, 60, rate),
+                Poll::Throttled { retry_after_ms }
+            );
+            assert_eq!(expires_at(&db), at(61), "a refused poll refreshes nothing");
+        }
+        // The next window counts afresh.
+        assert!(!created(poll_at(&db, t0, 10, 60, rate)));
+        assert!(!created(poll_at(&db, t0, 11, 60, rate)));
+        assert_eq!(expires_at(&db), at(71));
+        assert_eq!(
+            poll_at(&db, t0, 12, 60, rate),
+            Poll::Throttled {
+                retry_after_ms: 8_000
+            }
+        );
+    }
+
+    #[test]
+    fn an_expired_entry_is_created_again_and_callers_without_a_rate_are_not_counted() {
+        let db = restricted_room();
+        let t0 = t0();
+        assert!(created(poll_at(&db, t0, 0, 3, None)));
+        assert!(!created(poll_at(&db, t0, 2, 3, None)));
+        assert!(!created(poll_at(&db, t0, 4, 3, None)), "refreshed at 2 s");
+        assert!(created(poll_at(&db, t0, 8, 3, None)), "expired at 7 s");
+        for second in 9..20 {
+            assert!(!created(poll_at(&db, t0, second, 3, None)));
+        }
+    }
 }

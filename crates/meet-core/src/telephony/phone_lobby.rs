@@ -59,13 +59,14 @@ fn normalized_participant_id(id: &str) -> Option<String> {
 
 /// A gateway's lookup of a lobby room, one statement: creates the waiting
 /// entry on the first call (a new participant id), refreshes it on later
-/// polls, reports the admins' decision.
+/// polls (one more when the entry expired), reports the admins' decision.
 pub fn request_entry(
     services: &Services,
     room: &PhoneRoom,
     participant_id: Option<&str>,
     name: &str,
 ) -> Result<PhoneEntry, ApiError> {
+    let new_participant = participant_id.is_none();
     let participant_id = match participant_id {
         Some(id) => normalized_participant_id(id).ok_or_else(|| {
             ApiError::Validation(FieldErrors::single(
@@ -86,6 +87,7 @@ pub fn request_entry(
         // Gateways are not throttled by the lobby (the lookup has its own
         // lockout).
         rate: None,
+        new_participant,
     };
     // A phone caller is never a logged-in user: the anonymous lobby rules.
     let now = services.clock.now();
