@@ -112,14 +112,22 @@ pub fn poll(
     create_or_read(db, caller, require_caller, key, waiting, now)
 }
 
+/// Whether the lobby applies to the caller in room `r`, as an SQL
+/// condition (lobby.md §1).
+fn lobby_applies(caller: &CallerQuery) -> String {
+    format!(
+        "(r.access_level = 'restricted' OR (r.access_level = 'trusted' AND NOT {}))",
+        caller.exists()
+    )
+}
+
 /// `WHERE` of the room whose lobby applies to the caller, by `column`
 /// bound to `?4`, with `?5` telling whether the caller row is required.
 fn room_with_lobby(column: &str, caller: &CallerQuery) -> String {
-    let exists = caller.exists();
     format!(
-        "r.{column} = ?4 AND (NOT ?5 OR {exists}) \
-         AND (r.access_level = 'restricted' \
-              OR (r.access_level = 'trusted' AND NOT {exists}))"
+        "r.{column} = ?4 AND (NOT ?5 OR {}) AND {}",
+        caller.exists(),
+        lobby_applies(caller)
     )
 }
 
@@ -182,6 +190,7 @@ fn poll_live_entry(
     Ok(Some((CallerRecord::from_returning(&row)?, poll)))
 }
 
+/// The `meet_room` column of `key` and its value.
 fn key_column(key: &RoomKey) -> (&'static str, &String) {
     match key {
         RoomKey::Id(id) => ("id", id),
@@ -258,14 +267,12 @@ fn create_or_read(
     let result = db.execute(
         &format!(
             "WITH {} SELECT caller.*, r.id AS found_room_id, e.room_id, e.participant_id, \
-               e.status, e.username, e.color, e.polls_window_ends, \
-               (r.access_level = 'restricted' OR (r.access_level = 'trusted' \
-                 AND NOT {exists})) AS lobby_applies \
+               e.status, e.username, e.color, e.polls_window_ends, {} AS lobby_applies \
              FROM (SELECT 1) LEFT JOIN caller ON 1 LEFT JOIN meet_room r ON r.{column} = ?4 \
              LEFT JOIN meet_lobby_entry e \
                ON e.room_id = r.id AND e.participant_id = ?5 AND e.expires_at > ?6",
             caller.cte,
-            exists = caller.exists(),
+            lobby_applies(caller),
         ),
         &caller.with_params(vec![
             value.as_str().into(),
@@ -329,10 +336,7 @@ pub fn waiting_with_caller(
     key: &RoomKey,
     now: OffsetDateTime,
 ) -> Result<(Option<CallerRecord>, Option<LobbyView>), DbError> {
-    let (column, value) = match key {
-        RoomKey::Id(id) => ("id", id),
-        RoomKey::Slug(slug) => ("slug", slug),
-    };
+    let (column, value) = key_column(key);
     let result = db.execute(
         &format!(
             "WITH {}, room AS ( \
