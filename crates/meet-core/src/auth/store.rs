@@ -223,7 +223,8 @@ impl CallerRecord {
         let Some(text) = row.optional_text(RETURNED_CALLER)? else {
             return Ok(None);
         };
-        let invalid = || DbError::Other(format!("the returned caller is not a row: {text}"));
+        // Not the text itself: it holds the session's data and CSRF token.
+        let invalid = || DbError::Other("the returned caller is not a caller row".into());
         let values: Vec<Value> = serde_json::from_str(&text).map_err(|_| invalid())?;
         let values = values
             .into_iter()
